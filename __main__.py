@@ -1,0 +1,22 @@
+"""The Pulumi program: one AirflowCluster from the stack's `airflow-k8s:cluster` object."""
+
+import pulumi
+
+from airflow_component import AirflowCluster, parse_config
+from airflow_component.config import CONFIG_KEY, CONFIG_NAMESPACE
+
+stack_config = pulumi.Config(CONFIG_NAMESPACE)
+# Validated before anything is registered: a bad key fails here with its full path.
+cluster_config = parse_config(stack_config.get_object(CONFIG_KEY))
+release_name = stack_config.get("releaseName") or "airflow"
+
+cluster = AirflowCluster(
+    release_name,
+    config=cluster_config,
+    external_database_password=stack_config.get_secret("externalDatabasePassword"),
+)
+
+pulumi.export("namespace", cluster.namespace)
+pulumi.export("url", cluster.url)
+pulumi.export("adminUsername", cluster.admin_username)
+pulumi.export("adminPassword", cluster.admin_password)

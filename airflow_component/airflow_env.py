@@ -1,0 +1,276 @@
+"""The one place that builds what every Airflow container shares: env, mounts, security, pod spec.
+
+Every Airflow process (migrations, admin Job, api-server, scheduler, dag-processor, triggerer)
+is built from `airflow_container` and `airflow_pod_spec`, so the settings that must agree across
+processes (DB connection, Fernet key, JWT secret, API secret key, Execution API URL) cannot drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgsDict,
+    EnvVarArgsDict,
+    PodSpecArgsDict,
+    VolumeArgsDict,
+    VolumeMountArgsDict,
+)
+
+from .config import AirflowConfig, Resources, SecretKeyRef
+from .naming import (
+    AIRFLOW_GID,
+    AIRFLOW_HOME,
+    AIRFLOW_UID,
+    API_SERVER_PORT,
+    DAGS_FOLDER,
+    LOGS_FOLDER,
+    Naming,
+)
+from .secrets import SecretRefs
+
+SIMPLE_AUTH_MANAGER = (
+    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+)
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+SECRETS_MOUNT = f"{AIRFLOW_HOME}/secrets"
+SIMPLE_AUTH_PASSWORDS_PATH = f"{SECRETS_MOUNT}/simple-auth/passwords.json"
+# Kubernetes expands $(VAR) in args from the container's env, so the password never lands
+# in the manifest; only the reference does.
+METADATA_PASSWORD_ENV = "AIRFLOW_METADATA_DB_PASSWORD"
+
+
+@dataclass(frozen=True)
+class AirflowRuntime:
+    """Everything the shared container builders need: validated config, names, secret refs."""
+
+    config: AirflowConfig
+    naming: Naming
+    secrets: SecretRefs
+    # Extra env every Airflow container gets (e.g. a checksum of mounted config), set by callers.
+    extra_env: tuple[EnvVarArgsDict, ...] = field(default=())
+
+    @property
+    def base_url(self) -> str:
+        config = self.config
+        if config.base_url:
+            return config.base_url.rstrip("/")
+        if config.ingress.enabled and config.ingress.host:
+            scheme = "https" if config.ingress.tls_secret_name else "http"
+            return f"{scheme}://{config.ingress.host}{config.ingress.path.rstrip('/')}"
+        service = config.api_server.service
+        if service.type == "NodePort" and service.node_port:
+            return f"http://localhost:{service.node_port}"
+        return self.naming.api_server_url
+
+    @property
+    def execution_api_url(self) -> str:
+        # In-cluster Service DNS, never the public URL: workers must not depend on the ingress.
+        return f"{self.naming.api_server_url}/execution/"
+
+    @property
+    def auth_manager(self) -> str:
+        return FAB_AUTH_MANAGER if self.config.auth.manager == "fab" else SIMPLE_AUTH_MANAGER
+
+
+def secret_env(name: str, ref: SecretKeyRef) -> EnvVarArgsDict:
+    return {"name": name, "value_from": {"secret_key_ref": {"name": ref.name, "key": ref.key}}}
+
+
+def plain_env(name: str, value: str) -> EnvVarArgsDict:
+    return {"name": name, "value": value}
+
+
+def metadata_connection_env(secrets: SecretRefs, config: AirflowConfig, naming: Naming) -> list[EnvVarArgsDict]:
+    """The metadata DB connection: a URL from a Secret, or a command composing it at runtime."""
+    if secrets.metadata_connection is not None:
+        return [secret_env("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", secrets.metadata_connection)]
+    assert secrets.metadata_password is not None
+    # The password lives in a Secret we do not own: Airflow's `_CMD` form of this sensitive
+    # option builds the URL in the container, URL-encoding the password there.
+    from .secrets import postgres_url_command
+
+    return [
+        secret_env(METADATA_PASSWORD_ENV, secrets.metadata_password),
+        plain_env(
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
+            postgres_url_command(config, naming, METADATA_PASSWORD_ENV),
+        ),
+    ]
+
+
+def airflow_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
+    """The environment shared by every Airflow container, secrets only as secretKeyRef."""
+    config, secrets = runtime.config, runtime.secrets
+    env: list[EnvVarArgsDict] = [
+        *metadata_connection_env(secrets, config, runtime.naming),
+        secret_env("AIRFLOW__CORE__FERNET_KEY", secrets.fernet_key),
+        secret_env("AIRFLOW__API_AUTH__JWT_SECRET", secrets.jwt_secret),
+        secret_env("AIRFLOW__API__SECRET_KEY", secrets.api_secret_key),
+        plain_env("AIRFLOW__CORE__EXECUTOR", config.executor_setting),
+        plain_env("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", runtime.execution_api_url),
+        plain_env("AIRFLOW__API__BASE_URL", runtime.base_url),
+        plain_env("AIRFLOW__CORE__LOAD_EXAMPLES", "False"),
+        plain_env("AIRFLOW__CORE__DAGS_FOLDER", DAGS_FOLDER),
+        plain_env("AIRFLOW__LOGGING__BASE_LOG_FOLDER", LOGS_FOLDER),
+        plain_env("AIRFLOW__CORE__AUTH_MANAGER", runtime.auth_manager),
+        plain_env("AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK", "True"),
+        # Task logs are served by the pod that ran the task; its IP is reachable in-cluster,
+        # a Deployment pod's hostname is not.
+        plain_env("AIRFLOW__CORE__HOSTNAME_CALLABLE", "airflow.utils.net.get_host_ip_address"),
+        plain_env(
+            "AIRFLOW__DATABASE__CHECK_MIGRATIONS", "True"
+        ),
+    ]
+    if config.auth.manager == "simple":
+        env += [
+            plain_env(
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", f"{config.auth.admin_username}:admin"
+            ),
+            plain_env("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", SIMPLE_AUTH_PASSWORDS_PATH),
+        ]
+    env += list(runtime.extra_env)
+    return env
+
+
+def _writable_dir(name: str) -> VolumeArgsDict:
+    return {"name": name, "empty_dir": {"size_limit": "1Gi"}}
+
+
+def airflow_volumes(runtime: AirflowRuntime) -> list[VolumeArgsDict]:
+    volumes: list[VolumeArgsDict] = [_writable_dir("logs"), _writable_dir("tmp")]
+    if runtime.config.auth.manager == "simple":
+        ref = runtime.secrets.simple_auth_passwords
+        volumes.append(
+            {
+                "name": "simple-auth-passwords",
+                "secret": {
+                    "secret_name": ref.name,
+                    "items": [{"key": ref.key, "path": "passwords.json"}],
+                    "default_mode": 0o440,
+                },
+            }
+        )
+    return volumes
+
+
+def airflow_volume_mounts(runtime: AirflowRuntime) -> list[VolumeMountArgsDict]:
+    mounts: list[VolumeMountArgsDict] = [
+        {"name": "logs", "mount_path": LOGS_FOLDER},
+        {"name": "tmp", "mount_path": "/tmp"},
+    ]
+    if runtime.config.auth.manager == "simple":
+        mounts.append(
+            {
+                "name": "simple-auth-passwords",
+                "mount_path": SIMPLE_AUTH_PASSWORDS_PATH.rsplit("/", 1)[0],
+                "read_only": True,
+            }
+        )
+    return mounts
+
+
+def container_security_context() -> dict[str, object]:
+    """Pod Security "restricted" at container level, with a read-only root filesystem."""
+    return {
+        "allow_privilege_escalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "read_only_root_filesystem": True,
+        "run_as_non_root": True,
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
+
+
+def pod_security_context(uid: int, gid: int, fs_group: int | None = None) -> dict[str, object]:
+    context: dict[str, object] = {
+        "run_as_non_root": True,
+        "run_as_user": uid,
+        "run_as_group": gid,
+        "seccomp_profile": {"type": "RuntimeDefault"},
+    }
+    if fs_group is not None:
+        context["fs_group"] = fs_group
+    return context
+
+
+def resource_requirements(resources: Resources) -> dict[str, dict[str, str]]:
+    return {
+        side: {k: v for k, v in getattr(resources, side).model_dump().items() if v is not None}
+        for side in ("requests", "limits")
+    }
+
+
+def airflow_container(
+    runtime: AirflowRuntime,
+    name: str,
+    args: Sequence[str],
+    resources: Resources,
+    *,
+    extra: ContainerArgsDict | None = None,
+    extra_env: Sequence[EnvVarArgsDict] = (),
+) -> ContainerArgsDict:
+    """An Airflow container: the image entrypoint runs `airflow <args>`."""
+    container: ContainerArgsDict = {
+        "name": name,
+        "image": runtime.config.image.reference,
+        "image_pull_policy": runtime.config.image.pull_policy,
+        "args": list(args),
+        "env": [*airflow_env(runtime), *extra_env],
+        "volume_mounts": airflow_volume_mounts(runtime),
+        "resources": resource_requirements(resources),  # type: ignore[typeddict-item]
+        "security_context": container_security_context(),  # type: ignore[typeddict-item]
+    }
+    if extra:
+        container.update(extra)
+    return container
+
+
+def wait_for_migrations_container(runtime: AirflowRuntime) -> ContainerArgsDict:
+    """Init container: block until the schema matches this image, so no pod runs on an old one."""
+    timeout = runtime.config.migrations.wait_timeout_seconds
+    assert runtime.config.job_resources is not None
+    return airflow_container(
+        runtime,
+        "wait-for-migrations",
+        ["db", "check-migrations", f"--migration-wait-timeout={timeout}"],
+        runtime.config.job_resources,
+    )
+
+
+def airflow_pod_spec(
+    runtime: AirflowRuntime,
+    service_account: str,
+    containers: list[ContainerArgsDict],
+    *,
+    wait_for_migrations: bool = True,
+    restart_policy: str | None = None,
+    termination_grace_period_seconds: int | None = None,
+) -> PodSpecArgsDict:
+    config = runtime.config
+    spec: PodSpecArgsDict = {
+        "service_account_name": service_account,
+        # No Airflow process here talks to the Kubernetes API (LocalExecutor).
+        "automount_service_account_token": False,
+        "security_context": pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),  # type: ignore[typeddict-item]
+        "containers": containers,
+        "volumes": airflow_volumes(runtime),
+    }
+    if wait_for_migrations:
+        spec["init_containers"] = [wait_for_migrations_container(runtime)]
+    if config.image.pull_secrets:
+        spec["image_pull_secrets"] = [{"name": name} for name in config.image.pull_secrets]
+    if restart_policy:
+        spec["restart_policy"] = restart_policy
+    if termination_grace_period_seconds is not None:
+        spec["termination_grace_period_seconds"] = termination_grace_period_seconds
+    return spec
+
+
+__all__ = [
+    "API_SERVER_PORT",
+    "AirflowRuntime",
+    "airflow_container",
+    "airflow_env",
+    "airflow_pod_spec",
+]

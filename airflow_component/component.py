@@ -1,0 +1,303 @@
+"""`AirflowCluster`: the thin wiring layer that turns built manifests into Pulumi resources.
+
+Data flow: config → namespace → secrets → database → shared Airflow env → migrations →
+workloads → exposure. Everything here is `parent=self`; the manifests come from pure functions.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from . import database, exposure, migrations, rbac, workloads
+from .airflow_env import AirflowRuntime
+from .config import DNS1123_LABEL, AirflowConfig
+from .namespace import namespace_manifest
+from .naming import Naming
+from .secrets import (
+    API_SECRET_KEY,
+    FERNET_KEY,
+    GENERATED,
+    JWT_SECRET,
+    PASSWORD,
+    POSTGRES_PASSWORD_SPECIALS,
+    SIMPLE_AUTH_PASSWORDS_FILE,
+    admin_secret_name,
+    airflow_keys_secret_name,
+    fernet_key_from_seed,
+    metadata_connection_url,
+    metadata_secret_name,
+    postgres_secret_name,
+    secret_manifest,
+    secret_refs,
+    simple_auth_passwords_file,
+)
+
+TYPE_TOKEN = "airflow-k8s:index:AirflowCluster"
+# Leaves room for the longest suffix ("-dag-processor", "-metadata-db") within 63 characters.
+MAX_RELEASE_NAME = 40
+
+
+def validate_release_name(name: str) -> None:
+    if not re.match(DNS1123_LABEL, name) or len(name) > MAX_RELEASE_NAME:
+        raise pulumi.RunError(
+            f"AirflowCluster name {name!r}: must be a DNS-1123 label (lower-case letters, digits, "
+            f"'-') of at most {MAX_RELEASE_NAME} characters"
+        )
+
+
+class AirflowCluster(pulumi.ComponentResource):
+    """A complete Airflow 3 deployment on Kubernetes, built from one validated `AirflowConfig`."""
+
+    namespace: pulumi.Output[str]
+    url: pulumi.Output[str]
+    admin_username: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        config: AirflowConfig,
+        external_database_password: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        validate_release_name(name)
+        _check_external_password(config, external_database_password)
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        self._name = name
+        self._config = config
+        naming = Naming.for_cluster(name, config)
+        refs = secret_refs(config, naming)
+        runtime = AirflowRuntime(config=config, naming=naming, secrets=refs)
+
+        namespace_ready = self._namespace(naming)
+        child = pulumi.ResourceOptions(parent=self, depends_on=namespace_ready)
+
+        accounts = [
+            k8s.core.v1.ServiceAccount(
+                f"{name}-{component}",
+                opts=child,
+                **rbac.service_account_manifest(naming, component),
+            )
+            for component in rbac.service_account_components(
+                config.database.mode == "in-cluster"
+            )
+        ]
+        admin_password = self._secrets(naming, child, external_database_password)
+        database_ready = self._database(naming, refs, child)
+
+        before_migrations = [*accounts, *self._secret_resources, *database_ready]
+        migrate = k8s.batch.v1.Job(
+            f"{name}-{migrations.MIGRATE_COMPONENT}",
+            metadata=self._metadata(naming, migrations.MIGRATE_COMPONENT, job=True),
+            spec=migrations.migration_job_spec(runtime),
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=before_migrations)
+            ),
+        )
+        after_migrations = pulumi.ResourceOptions.merge(
+            child, pulumi.ResourceOptions(depends_on=[*before_migrations, migrate])
+        )
+        if config.auth.manager == "fab":
+            k8s.batch.v1.Job(
+                f"{name}-{migrations.ADMIN_USER_COMPONENT}",
+                metadata=self._metadata(naming, migrations.ADMIN_USER_COMPONENT, job=True),
+                spec=migrations.admin_user_job_spec(runtime),
+                opts=after_migrations,
+            )
+
+        processes = [
+            (workloads.api_server_process(runtime), config.api_server),
+            (workloads.scheduler_process(runtime), config.scheduler),
+            (workloads.dag_processor_process(runtime), config.dag_processor),
+            (workloads.triggerer_process(runtime), config.triggerer),
+        ]
+        for process, settings in processes:
+            k8s.apps.v1.Deployment(
+                f"{name}-{process.component}",
+                metadata=self._metadata(naming, process.component),
+                spec=workloads.deployment_spec(runtime, process, settings),
+                opts=after_migrations,
+            )
+
+        k8s.core.v1.Service(
+            f"{name}-{exposure.API_SERVER}",
+            metadata=self._metadata(naming, exposure.API_SERVER),
+            spec=exposure.api_server_service_spec(naming, config.api_server.service),
+            opts=child,
+        )
+        if config.ingress.enabled:
+            k8s.networking.v1.Ingress(
+                f"{name}-{exposure.API_SERVER}",
+                metadata={
+                    **self._metadata(naming, exposure.API_SERVER),
+                    "annotations": dict(config.ingress.annotations),
+                },
+                spec=exposure.ingress_spec(naming, config.ingress),
+                opts=child,
+            )
+
+        self.namespace = pulumi.Output.from_input(naming.namespace)
+        self.url = pulumi.Output.from_input(runtime.base_url)
+        self.admin_username = pulumi.Output.from_input(config.auth.admin_username)
+        self.admin_password = pulumi.Output.secret(admin_password)
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "url": self.url,
+                "adminUsername": self.admin_username,
+                "adminPassword": self.admin_password,
+            }
+        )
+
+    def _metadata(self, naming: Naming, component: str, job: bool = False) -> dict[str, object]:
+        metadata: dict[str, object] = {
+            "name": naming.object(component),
+            "namespace": naming.namespace,
+            "labels": naming.metadata_labels(component),
+        }
+        if job:
+            # A failed Job is replaced (re-run) on the next `pulumi up` instead of sticking.
+            metadata["annotations"] = {"pulumi.com/replaceUnready": "true"}
+        return metadata
+
+    def _namespace(self, naming: Naming) -> list[pulumi.Resource]:
+        if not self._config.namespace.create:
+            return []
+        return [
+            k8s.core.v1.Namespace(
+                f"{self._name}-namespace",
+                opts=pulumi.ResourceOptions(parent=self),
+                **namespace_manifest(naming.namespace, self._config.namespace),
+            )
+        ]
+
+    def _password(self, key: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        spec = GENERATED[key]
+        extra = {"override_special": POSTGRES_PASSWORD_SPECIALS} if spec.special else {}
+        return random.RandomPassword(
+            f"{self._name}-{key}",
+            length=spec.length,
+            special=spec.special,
+            opts=pulumi.ResourceOptions(parent=self),
+            **extra,
+        ).result
+
+    def _secrets(
+        self,
+        naming: Naming,
+        opts: pulumi.ResourceOptions,
+        external_database_password: pulumi.Input[str] | None,
+    ) -> pulumi.Input[str]:
+        """Generate what is not supplied, store it in Secrets; returns the admin password."""
+        config = self._config
+        existing = config.existing_secrets
+        self._secret_resources: list[pulumi.Resource] = []
+
+        keys: dict[str, pulumi.Input[str]] = {}
+        if existing.fernet_key is None:
+            keys[FERNET_KEY] = self._password("fernet-seed", opts).apply(fernet_key_from_seed)
+        if existing.jwt_secret is None:
+            keys[JWT_SECRET] = self._password(JWT_SECRET, opts)
+        if existing.api_secret_key is None:
+            keys[API_SECRET_KEY] = self._password(API_SECRET_KEY, opts)
+        self._store(naming, airflow_keys_secret_name(naming), "keys", keys, opts)
+
+        admin_password: pulumi.Input[str] = "<from existing Secret>"
+        if existing.admin_password is None:
+            admin_password = self._password("admin-password", opts)
+            admin_data: dict[str, pulumi.Input[str]] = {PASSWORD: admin_password}
+            if config.auth.manager == "simple":
+                admin_data[SIMPLE_AUTH_PASSWORDS_FILE] = pulumi.Output.from_input(
+                    admin_password
+                ).apply(lambda pw: simple_auth_passwords_file(config.auth.admin_username, pw))
+            self._store(naming, admin_secret_name(naming), "admin", admin_data, opts)
+
+        database_password: pulumi.Input[str] | None = None
+        if config.database.mode == "in-cluster":
+            if existing.postgres_password is None:
+                database_password = self._password("postgres-password", opts)
+                self._store(
+                    naming,
+                    postgres_secret_name(naming),
+                    "postgres",
+                    {PASSWORD: database_password},
+                    opts,
+                )
+        else:
+            database_password = external_database_password
+        if database_password is not None:
+            self._store(
+                naming,
+                metadata_secret_name(naming),
+                "metadata-db",
+                {"connection": metadata_connection_url(config, naming, database_password)},
+                opts,
+            )
+        return admin_password
+
+    def _store(
+        self,
+        naming: Naming,
+        secret_name: str,
+        component: str,
+        data: dict[str, pulumi.Input[str]],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        if not data:
+            return
+        self._secret_resources.append(
+            k8s.core.v1.Secret(
+                f"{self._name}-{component}",
+                opts=opts,
+                **secret_manifest(naming, secret_name, component, data),
+            )
+        )
+
+    def _database(
+        self, naming: Naming, refs: object, opts: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        config = self._config
+        if config.database.mode != "in-cluster":
+            return []
+        postgres = config.database.in_cluster
+        protect = bool(postgres.protect)
+        guarded = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(protect=protect, retain_on_delete=protect)
+        )
+        service = k8s.core.v1.Service(
+            f"{self._name}-{database.COMPONENT}",
+            metadata=self._metadata(naming, database.COMPONENT),
+            spec=database.postgres_service_spec(naming),
+            opts=opts,
+        )
+        statefulset = k8s.apps.v1.StatefulSet(
+            f"{self._name}-{database.COMPONENT}",
+            metadata=self._metadata(naming, database.COMPONENT),
+            spec=database.postgres_statefulset_spec(naming, postgres, refs),  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions.merge(
+                guarded, pulumi.ResourceOptions(depends_on=self._secret_resources)
+            ),
+        )
+        return [service, statefulset]
+
+
+def _check_external_password(
+    config: AirflowConfig, password: pulumi.Input[str] | None
+) -> None:
+    external = config.database.external
+    if config.database.mode != "external" or external is None:
+        return
+    if external.password_secret is None and password is None:
+        raise pulumi.RunError(
+            "airflow-k8s:cluster.database.external.passwordSecret: the external database needs a "
+            "password: set `passwordSecret` or the secret stack config `externalDatabasePassword`"
+        )
+    if external.password_secret is not None and password is not None:
+        raise pulumi.RunError(
+            "airflow-k8s:cluster.database.external.passwordSecret: both `passwordSecret` and "
+            "`externalDatabasePassword` are set; keep one"
+        )

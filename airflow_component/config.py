@@ -1,0 +1,463 @@
+"""The typed deployment config: one pydantic model tree, validated before any resource exists.
+
+Stack files use camelCase keys (the Pulumi convention); Python callers may use either form.
+The JSON Schema and the README's config reference are generated from these models.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from .versions import AIRFLOW_IMAGE_REPOSITORY, AIRFLOW_VERSION, POSTGRES_IMAGE
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# Kubernetes resource.Quantity, as the API server parses it.
+QUANTITY = r"^[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?$"
+# Label keys: optional DNS-1123 subdomain prefix, then a name of at most 63 characters.
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS1123_LABEL, max_length=63)]
+DnsSubdomain = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
+]
+Quantity = Annotated[str, StringConstraints(pattern=QUANTITY)]
+Hostname = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        max_length=253,
+    ),
+]
+NonEmpty = Annotated[str, StringConstraints(min_length=1)]
+
+Environment = Literal["local", "staging", "prod"]
+ExecutorName = Literal["LocalExecutor", "CeleryExecutor", "KubernetesExecutor"]
+# Executors whose workloads this release renders; the others are modelled but refused for now.
+IMPLEMENTED_EXECUTORS: frozenset[str] = frozenset({"LocalExecutor"})
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, camelCase keys in stack files."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        validate_default=True,
+    )
+
+
+class SecretKeyRef(StrictModel):
+    """A key in an existing Kubernetes Secret in the deployment's namespace."""
+
+    name: DnsSubdomain = Field(description="Name of the existing Secret.")
+    key: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
+        description="Key inside the Secret's data."
+    )
+
+
+class ComputeResources(StrictModel):
+    """CPU and memory for one side (requests or limits) of a container."""
+
+    cpu: Quantity | None = Field(default=None, description="CPU quantity, e.g. `250m` or `1`.")
+    memory: Quantity | None = Field(default=None, description="Memory quantity, e.g. `512Mi`.")
+
+
+class Resources(StrictModel):
+    """Container resource requests and limits."""
+
+    requests: ComputeResources = Field(description="Guaranteed resources (scheduling).")
+    limits: ComputeResources = Field(description="Hard ceiling; memory over it is OOM-killed.")
+
+
+def _resources(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str) -> Resources:
+    return Resources(
+        requests=ComputeResources(cpu=cpu_req, memory=mem_req),
+        limits=ComputeResources(cpu=cpu_lim, memory=mem_lim),
+    )
+
+
+# Per-environment defaults: small enough for a laptop kind cluster locally, headroom in prod.
+DEFAULT_RESOURCES: dict[Environment, dict[str, Resources]] = {
+    "local": {
+        "apiServer": _resources("100m", "768Mi", "1", "1536Mi"),
+        "scheduler": _resources("100m", "512Mi", "1", "1536Mi"),
+        "dagProcessor": _resources("50m", "384Mi", "500m", "1Gi"),
+        "triggerer": _resources("50m", "384Mi", "500m", "1Gi"),
+        "job": _resources("50m", "384Mi", "1", "1Gi"),
+        "postgres": _resources("50m", "128Mi", "500m", "512Mi"),
+    },
+    "staging": {
+        "apiServer": _resources("250m", "1Gi", "1", "2Gi"),
+        "scheduler": _resources("250m", "1Gi", "2", "2Gi"),
+        "dagProcessor": _resources("100m", "512Mi", "1", "1536Mi"),
+        "triggerer": _resources("100m", "512Mi", "1", "1Gi"),
+        "job": _resources("100m", "512Mi", "1", "1Gi"),
+        "postgres": _resources("250m", "512Mi", "1", "1Gi"),
+    },
+    "prod": {
+        "apiServer": _resources("500m", "1536Mi", "2", "3Gi"),
+        "scheduler": _resources("1", "2Gi", "2", "4Gi"),
+        "dagProcessor": _resources("250m", "1Gi", "1", "2Gi"),
+        "triggerer": _resources("250m", "768Mi", "1", "1536Mi"),
+        "job": _resources("100m", "512Mi", "1", "1Gi"),
+        "postgres": _resources("500m", "1Gi", "2", "4Gi"),
+    },
+}
+
+
+class NamespaceConfig(StrictModel):
+    """The namespace everything is deployed into."""
+
+    name: DnsLabel | None = Field(
+        default=None, description="Namespace name; defaults to the component's name."
+    )
+    create: bool = Field(
+        default=True, description="Create the namespace (false: it must already exist)."
+    )
+    labels: dict[Annotated[str, StringConstraints(pattern=LABEL_KEY)], Annotated[str, StringConstraints(pattern=LABEL_VALUE)]] = Field(  # noqa: E501
+        default_factory=dict, description="Extra labels on a created namespace."
+    )
+    pod_security: Literal["restricted", "baseline", "privileged"] = Field(
+        default="restricted",
+        description="Pod Security Admission level enforced on a created namespace.",
+    )
+
+
+class ImageConfig(StrictModel):
+    """The Airflow image every Airflow process runs."""
+
+    repository: NonEmpty = Field(
+        default=AIRFLOW_IMAGE_REPOSITORY,
+        description="Image repository; a custom image built FROM apache/airflow to bake DAGs in.",
+    )
+    tag: Annotated[str, StringConstraints(pattern=r"^[\w][\w.-]{0,127}$")] = Field(
+        default=AIRFLOW_VERSION, description="Image tag. Must be an Airflow 3 image."
+    )
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="imagePullPolicy of every Airflow container."
+    )
+    pull_secrets: list[DnsSubdomain] = Field(
+        default_factory=list, description="Names of existing image pull Secrets."
+    )
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+class ProcessConfig(StrictModel):
+    """Replicas and resources of one long-running Airflow process."""
+
+    replicas: int = Field(default=1, ge=1, le=50, description="Number of pods.")
+    resources: Resources | None = Field(
+        default=None, description="Requests/limits; defaults depend on `environment`."
+    )
+
+
+class ServiceConfig(StrictModel):
+    """How the api-server Service is exposed inside or outside the cluster."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="Service type (NodePort for kind)."
+    )
+    node_port: int | None = Field(
+        default=None, ge=30000, le=32767, description="Fixed nodePort when type is NodePort."
+    )
+
+    @model_validator(mode="after")
+    def _node_port_needs_node_port_type(self) -> ServiceConfig:
+        if self.node_port is not None and self.type == "ClusterIP":
+            raise ValueError("nodePort is set but type is ClusterIP (use NodePort or LoadBalancer)")
+        return self
+
+
+class ApiServerConfig(ProcessConfig):
+    """The api-server: UI, REST API and the Execution API that task runners call."""
+
+    service: ServiceConfig = Field(
+        default_factory=ServiceConfig, description="The api-server Service."
+    )
+    workers: int = Field(default=1, ge=1, le=16, description="Uvicorn worker processes per pod.")
+
+
+class IngressConfig(StrictModel):
+    """A networking.k8s.io/v1 Ingress in front of the api-server."""
+
+    enabled: bool = Field(default=False, description="Create the Ingress.")
+    class_name: DnsSubdomain | None = Field(default=None, description="ingressClassName.")
+    host: Hostname | None = Field(default=None, description="Public host name.")
+    path: Annotated[str, StringConstraints(pattern=r"^/[^\s]*$")] = Field(
+        default="/", description="Path prefix served by the api-server."
+    )
+    tls_secret_name: DnsSubdomain | None = Field(
+        default=None, description="Existing TLS Secret for `host` (enables HTTPS)."
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations for the ingress controller."
+    )
+
+    @model_validator(mode="after")
+    def _tls_needs_host(self) -> IngressConfig:
+        if self.tls_secret_name and not self.host:
+            raise ValueError("tlsSecretName is set but host is empty: TLS needs a host")
+        if self.enabled and not self.host:
+            raise ValueError("an enabled ingress needs a host")
+        return self
+
+
+class PostgresStorage(StrictModel):
+    """The Postgres data volume."""
+
+    size: Quantity = Field(default="8Gi", description="PersistentVolumeClaim size.")
+    storage_class_name: DnsSubdomain | None = Field(
+        default=None, description="StorageClass; the cluster default when unset."
+    )
+    ephemeral: bool = Field(
+        default=False,
+        description="Use an emptyDir instead of a claim (local only: data dies with the pod).",
+    )
+
+
+class InClusterPostgres(StrictModel):
+    """Postgres run by this component as a StatefulSet on the official `postgres` image."""
+
+    image: NonEmpty = Field(default=POSTGRES_IMAGE, description="Postgres image (official).")
+    database: DnsLabel = Field(default="airflow", description="Database name.")
+    user: DnsLabel = Field(default="airflow", description="Database user.")
+    storage: PostgresStorage = Field(default_factory=PostgresStorage, description="Data volume.")
+    resources: Resources | None = Field(
+        default=None, description="Requests/limits; defaults depend on `environment`."
+    )
+    protect: bool | None = Field(
+        default=None,
+        description="Pulumi `protect` + `retainOnDelete` on Postgres; default true outside local.",
+    )
+
+
+class ExternalDatabase(StrictModel):
+    """An existing PostgreSQL server (managed service or your own)."""
+
+    host: Hostname = Field(description="Host name of the server.")
+    port: int = Field(default=5432, ge=1, le=65535, description="TCP port.")
+    database: NonEmpty = Field(default="airflow", description="Database name.")
+    user: NonEmpty = Field(default="airflow", description="Database user.")
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = Field(
+        default="require", description="libpq sslmode."
+    )
+    password_secret: SecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Existing Secret holding the password. Without it the password comes from the "
+            "secret stack config `externalDatabasePassword`."
+        ),
+    )
+
+
+class DatabaseConfig(StrictModel):
+    """Airflow's metadata database: in-cluster Postgres or an external server."""
+
+    mode: Literal["in-cluster", "external"] = Field(
+        default="in-cluster", description="Which of `inCluster` / `external` is used."
+    )
+    in_cluster: InClusterPostgres = Field(
+        default_factory=InClusterPostgres, description="Settings for `mode: in-cluster`."
+    )
+    external: ExternalDatabase | None = Field(
+        default=None, description="Settings for `mode: external`."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _external_needs_settings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") == "external":
+            if data.get("external") is None:
+                raise ValueError("mode is external but `external` (host, ...) is missing")
+            if "inCluster" in data or "in_cluster" in data:
+                raise ValueError("mode is external: remove the `inCluster` settings")
+        return data
+
+
+class AuthConfig(StrictModel):
+    """Who can log in: Airflow's auth manager and the first admin user."""
+
+    manager: Literal["simple", "fab"] = Field(
+        default="simple",
+        description="`simple` (SimpleAuthManager, for development) or `fab` (production).",
+    )
+    admin_username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")] = Field(
+        default="admin", description="Admin user name."
+    )
+    admin_email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")] = Field(
+        default="admin@example.com", description="Admin e-mail (FAB)."
+    )
+    admin_first_name: NonEmpty = Field(default="Airflow", description="Admin first name (FAB).")
+    admin_last_name: NonEmpty = Field(default="Admin", description="Admin last name (FAB).")
+
+
+class ExistingSecrets(StrictModel):
+    """Take a secret from an existing Kubernetes Secret instead of generating it."""
+
+    fernet_key: SecretKeyRef | None = Field(default=None, description="Fernet key.")
+    jwt_secret: SecretKeyRef | None = Field(default=None, description="JWT signing secret.")
+    api_secret_key: SecretKeyRef | None = Field(default=None, description="[api] secret_key.")
+    admin_password: SecretKeyRef | None = Field(default=None, description="Admin password.")
+    postgres_password: SecretKeyRef | None = Field(
+        default=None, description="In-cluster Postgres password."
+    )
+
+
+class MigrationsConfig(StrictModel):
+    """The schema migration Job and the wait in every Airflow pod."""
+
+    wait_timeout_seconds: int = Field(
+        default=600, ge=30, le=86400, description="How long pods wait for migrations."
+    )
+
+
+class AirflowConfig(StrictModel):
+    """A complete Airflow 3 deployment."""
+
+    environment: Environment = Field(
+        default="local", description="Picks safe defaults: protection, resources, policies."
+    )
+    namespace: NamespaceConfig = Field(default_factory=NamespaceConfig, description="Namespace.")
+    image: ImageConfig = Field(default_factory=ImageConfig, description="Airflow image.")
+    executors: list[ExecutorName] = Field(
+        default_factory=lambda: ["LocalExecutor"],
+        min_length=1,
+        description="Executors; the first is the default. A comma-separated string is accepted.",
+    )
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Auth manager and admin.")
+    existing_secrets: ExistingSecrets = Field(
+        default_factory=ExistingSecrets, description="Secrets managed outside this component."
+    )
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="Metadata DB.")
+    migrations: MigrationsConfig = Field(
+        default_factory=MigrationsConfig, description="Schema migrations."
+    )
+    api_server: ApiServerConfig = Field(default_factory=ApiServerConfig, description="api-server.")
+    scheduler: ProcessConfig = Field(default_factory=ProcessConfig, description="Scheduler.")
+    dag_processor: ProcessConfig = Field(
+        default_factory=ProcessConfig, description="DAG processor."
+    )
+    triggerer: ProcessConfig = Field(default_factory=ProcessConfig, description="Triggerer.")
+    job_resources: Resources | None = Field(
+        default=None, description="Requests/limits of Jobs and init containers."
+    )
+    ingress: IngressConfig = Field(default_factory=IngressConfig, description="Ingress.")
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] | None = (
+        Field(
+            default=None,
+            description="Public URL of the UI; derived from the ingress or NodePort when unset.",
+        )
+    )
+
+    @field_validator("executors", mode="before")
+    @classmethod
+    def _split_executor_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("executors")
+    @classmethod
+    def _executors_unique_and_implemented(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate executor in {value}")
+        missing = [name for name in value if name not in IMPLEMENTED_EXECUTORS]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} is not supported by this release yet "
+                f"(supported: {', '.join(sorted(IMPLEMENTED_EXECUTORS))})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _fill_environment_defaults(self) -> AirflowConfig:
+        defaults = DEFAULT_RESOURCES[self.environment]
+        updates: dict[str, Any] = {}
+        for field in ("api_server", "scheduler", "dag_processor", "triggerer"):
+            process: ProcessConfig = getattr(self, field)
+            if process.resources is None:
+                updates[field] = process.model_copy(
+                    update={"resources": defaults[to_camel(field)]}
+                )
+        if self.job_resources is None:
+            updates["job_resources"] = defaults["job"]
+        postgres = self.database.in_cluster
+        if postgres.resources is None or postgres.protect is None:
+            postgres = postgres.model_copy(
+                update={
+                    "resources": postgres.resources or defaults["postgres"],
+                    "protect": self.environment != "local"
+                    if postgres.protect is None
+                    else postgres.protect,
+                }
+            )
+            updates["database"] = self.database.model_copy(update={"in_cluster": postgres})
+        if updates:
+            # Bypass __setattr__ on the frozen model: this runs once, inside validation.
+            for key, value in updates.items():
+                object.__setattr__(self, key, value)
+        if self.environment != "local" and self.database.in_cluster.storage.ephemeral:
+            raise ValueError(
+                "database.inCluster.storage.ephemeral is only allowed in the local environment"
+            )
+        return self
+
+    @property
+    def executor_setting(self) -> str:
+        return ",".join(self.executors)
+
+
+CONFIG_NAMESPACE = "airflow-k8s"
+CONFIG_KEY = "cluster"
+
+
+def _format_location(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def describe_validation_error(error: ValidationError, prefix: str) -> str:
+    """One line per problem, each starting with the full config key path."""
+    lines = []
+    for problem in error.errors():
+        location = _format_location(tuple(problem["loc"]))
+        key = f"{prefix}.{location}" if location else prefix
+        message = re.sub(r"^Value error, ", "", problem["msg"])
+        lines.append(f"{key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: Any, prefix: str = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}") -> AirflowConfig:
+    """Validate a raw stack-config object, raising `pulumi.RunError` that names every bad key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise pulumi.RunError(f"{prefix}: expected an object, got {type(raw).__name__}")
+    try:
+        return AirflowConfig.model_validate(raw)
+    except ValidationError as error:
+        raise pulumi.RunError(describe_validation_error(error, prefix)) from None

@@ -1,0 +1,184 @@
+"""Generated secrets: what is generated, where it is stored, and how containers reference it.
+
+Values come from pulumi-random `RandomPassword` (a secret in state, stable until its keepers
+change). `RandomBytes`/`RandomId` are never used: their resource ID is the value in plaintext.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pulumi
+from .resource_args import SecretArgs
+
+from .config import AirflowConfig, SecretKeyRef
+from .naming import POSTGRES_PORT, Naming
+
+
+@dataclass(frozen=True)
+class GeneratedSecretSpec:
+    """One generated value: its length and alphabet (what `RandomPassword` is asked for)."""
+
+    length: int
+    special: bool
+
+
+GENERATED = {
+    # Hashed into a Fernet key, so only its entropy matters: 64 alphanumerics > 256 bits.
+    "fernet-seed": GeneratedSecretSpec(length=64, special=False),
+    # HS512 warns under 64 bytes.
+    "jwt-secret": GeneratedSecretSpec(length=96, special=False),
+    "api-secret-key": GeneratedSecretSpec(length=64, special=False),
+    # Specials included on purpose: the connection string must URL-encode them.
+    "postgres-password": GeneratedSecretSpec(length=32, special=True),
+    "admin-password": GeneratedSecretSpec(length=24, special=False),
+}
+# Characters that are safe in a shell-free env var but exercise URL encoding (@ : / %).
+POSTGRES_PASSWORD_SPECIALS = "-_.~!@:/%+"
+
+FERNET_KEY = "fernet-key"
+JWT_SECRET = "jwt-secret"
+API_SECRET_KEY = "api-secret-key"
+PASSWORD = "password"
+CONNECTION = "connection"
+SIMPLE_AUTH_PASSWORDS_FILE = "simple-auth-manager-passwords.json"
+
+
+def fernet_key_from_seed(seed: str) -> str:
+    """A valid Fernet key (url-safe base64 of 32 bytes) derived deterministically from a seed."""
+    return base64.urlsafe_b64encode(hashlib.sha256(seed.encode()).digest()).decode()
+
+
+def postgres_url(user: str, password: str, host: str, port: int, database: str, query: str) -> str:
+    """SQLAlchemy URL for psycopg2 with the user and password URL-encoded."""
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    url = f"postgresql+psycopg2://{credentials}@{host}:{port}/{database}"
+    return f"{url}?{query}" if query else url
+
+
+def postgres_url_command(config: AirflowConfig, naming: Naming, password_env: str) -> str:
+    """A `_CMD` for Airflow that prints the metadata URL, URL-encoding the password from env."""
+    placeholder = "PASSWORD-PLACEHOLDER"
+    url = metadata_connection_url_for(config, naming, placeholder)
+    before, after = url.split(placeholder)
+    return (
+        'python -c "import os, urllib.parse; print('
+        f"'{before}' + urllib.parse.quote(os.environ['{password_env}'], safe='') + '{after}'"
+        ')"'
+    )
+
+
+def simple_auth_passwords_file(username: str, password: str) -> str:
+    return json.dumps({username: password})
+
+
+@dataclass(frozen=True)
+class SecretRefs:
+    """Where every secret value lives, as (Secret name, key) pairs the containers reference."""
+
+    fernet_key: SecretKeyRef
+    jwt_secret: SecretKeyRef
+    api_secret_key: SecretKeyRef
+    admin_password: SecretKeyRef
+    postgres_password: SecretKeyRef | None
+    # Either a full SQLAlchemy URL in a Secret, or a password the container combines at runtime.
+    metadata_connection: SecretKeyRef | None
+    metadata_password: SecretKeyRef | None
+
+    @property
+    def simple_auth_passwords(self) -> SecretKeyRef:
+        return SecretKeyRef(name=self.admin_password.name, key=SIMPLE_AUTH_PASSWORDS_FILE)
+
+
+def airflow_keys_secret_name(naming: Naming) -> str:
+    return naming.object("keys")
+
+
+def admin_secret_name(naming: Naming) -> str:
+    return naming.object("admin")
+
+
+def postgres_secret_name(naming: Naming) -> str:
+    return naming.object("postgres")
+
+
+def metadata_secret_name(naming: Naming) -> str:
+    return naming.object("metadata-db")
+
+
+def secret_refs(config: AirflowConfig, naming: Naming) -> SecretRefs:
+    """Resolve each secret to the generated Secret or the user's existing one."""
+    existing = config.existing_secrets
+    keys = airflow_keys_secret_name(naming)
+    in_cluster = config.database.mode == "in-cluster"
+    postgres_password = (
+        existing.postgres_password or SecretKeyRef(name=postgres_secret_name(naming), key=PASSWORD)
+        if in_cluster
+        else None
+    )
+    generated_connection = SecretKeyRef(name=metadata_secret_name(naming), key=CONNECTION)
+    if in_cluster:
+        runtime_password = existing.postgres_password
+    else:
+        assert config.database.external is not None
+        runtime_password = config.database.external.password_secret
+    return SecretRefs(
+        fernet_key=existing.fernet_key or SecretKeyRef(name=keys, key=FERNET_KEY),
+        jwt_secret=existing.jwt_secret or SecretKeyRef(name=keys, key=JWT_SECRET),
+        api_secret_key=existing.api_secret_key or SecretKeyRef(name=keys, key=API_SECRET_KEY),
+        admin_password=existing.admin_password
+        or SecretKeyRef(name=admin_secret_name(naming), key=PASSWORD),
+        postgres_password=postgres_password,
+        metadata_connection=None if runtime_password else generated_connection,
+        metadata_password=runtime_password,
+    )
+
+
+def secret_manifest(
+    naming: Naming, name: str, component: str, data: Mapping[str, pulumi.Input[str]]
+) -> SecretArgs:
+    """An Opaque Secret; values go in `stringData` and are marked secret in Pulumi state."""
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": naming.namespace,
+            "labels": naming.metadata_labels(component),
+        },
+        "type": "Opaque",
+        "string_data": {key: pulumi.Output.secret(value) for key, value in data.items()},
+    }
+
+
+def metadata_connection_url(
+    config: AirflowConfig, naming: Naming, password: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """The SQLAlchemy URL of the metadata database, as a Pulumi secret."""
+    return pulumi.Output.secret(
+        pulumi.Output.from_input(password).apply(
+            lambda value: metadata_connection_url_for(config, naming, value)
+        )
+    )
+
+
+def metadata_connection_url_for(config: AirflowConfig, naming: Naming, password: str) -> str:
+    database = config.database
+    if database.mode == "in-cluster":
+        postgres = database.in_cluster
+        user, db, host, port, query = (
+            postgres.user,
+            postgres.database,
+            naming.service_host("postgres"),
+            POSTGRES_PORT,
+            "",
+        )
+    else:
+        assert database.external is not None
+        external = database.external
+        user, db, host, port = external.user, external.database, external.host, external.port
+        query = f"sslmode={external.sslmode}"
+    return postgres_url(user, password, host, port, db, query)
