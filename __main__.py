@@ -3,12 +3,14 @@
 import pulumi
 
 from airflow_component import AirflowCluster, parse_config
+from airflow_component.component import validate_release_name
 from airflow_component.config import CONFIG_KEY, CONFIG_NAMESPACE
 
 stack_config = pulumi.Config(CONFIG_NAMESPACE)
 # Validated before anything is registered: a bad key fails here with its full path.
 cluster_config = parse_config(stack_config.get_object(CONFIG_KEY))
 release_name = stack_config.get("releaseName") or "airflow"
+validate_release_name(release_name, source=f"{CONFIG_NAMESPACE}:releaseName")
 
 cluster = AirflowCluster(
     release_name,

@@ -82,7 +82,9 @@ def plain_env(name: str, value: str) -> EnvVarArgsDict:
     return {"name": name, "value": value}
 
 
-def metadata_connection_env(secrets: SecretRefs, config: AirflowConfig, naming: Naming) -> list[EnvVarArgsDict]:
+def metadata_connection_env(
+    secrets: SecretRefs, config: AirflowConfig, naming: Naming
+) -> list[EnvVarArgsDict]:
     """The metadata DB connection: a URL from a Secret, or a command composing it at runtime."""
     if secrets.metadata_connection is not None:
         return [secret_env("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", secrets.metadata_connection)]
@@ -119,16 +121,15 @@ def airflow_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
         # Task logs are served by the pod that ran the task; its IP is reachable in-cluster,
         # a Deployment pod's hostname is not.
         plain_env("AIRFLOW__CORE__HOSTNAME_CALLABLE", "airflow.utils.net.get_host_ip_address"),
-        plain_env(
-            "AIRFLOW__DATABASE__CHECK_MIGRATIONS", "True"
-        ),
     ]
     if config.auth.manager == "simple":
         env += [
             plain_env(
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", f"{config.auth.admin_username}:admin"
             ),
-            plain_env("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", SIMPLE_AUTH_PASSWORDS_PATH),
+            plain_env(
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", SIMPLE_AUTH_PASSWORDS_PATH
+            ),
         ]
     env += list(runtime.extra_env)
     return env

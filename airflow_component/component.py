@@ -41,10 +41,11 @@ TYPE_TOKEN = "airflow-k8s:index:AirflowCluster"
 MAX_RELEASE_NAME = 40
 
 
-def validate_release_name(name: str) -> None:
+def validate_release_name(name: str, source: str = "AirflowCluster name") -> None:
+    """Object names derive from this name, so it must be a short DNS-1123 label."""
     if not re.match(DNS1123_LABEL, name) or len(name) > MAX_RELEASE_NAME:
         raise pulumi.RunError(
-            f"AirflowCluster name {name!r}: must be a DNS-1123 label (lower-case letters, digits, "
+            f"{source}: {name!r} must be a DNS-1123 label (lower-case letters, digits, "
             f"'-') of at most {MAX_RELEASE_NAME} characters"
         )
 
@@ -82,9 +83,7 @@ class AirflowCluster(pulumi.ComponentResource):
                 opts=child,
                 **rbac.service_account_manifest(naming, component),
             )
-            for component in rbac.service_account_components(
-                config.database.mode == "in-cluster"
-            )
+            for component in rbac.service_account_components(config.database.mode == "in-cluster")
         ]
         admin_password = self._secrets(naming, child, external_database_password)
         database_ready = self._database(naming, refs, child)
@@ -175,16 +174,17 @@ class AirflowCluster(pulumi.ComponentResource):
             )
         ]
 
-    def _password(self, key: str, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _password(self, key: str, protect: bool = False) -> pulumi.Output[str]:
         spec = GENERATED[key]
-        extra = {"override_special": POSTGRES_PASSWORD_SPECIALS} if spec.special else {}
-        return random.RandomPassword(
+        password = random.RandomPassword(
             f"{self._name}-{key}",
             length=spec.length,
             special=spec.special,
-            opts=pulumi.ResourceOptions(parent=self),
-            **extra,
-        ).result
+            override_special=POSTGRES_PASSWORD_SPECIALS if spec.special else None,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
+        )
+        result: pulumi.Output[str] = password.result
+        return result
 
     def _secrets(
         self,
@@ -199,16 +199,16 @@ class AirflowCluster(pulumi.ComponentResource):
 
         keys: dict[str, pulumi.Input[str]] = {}
         if existing.fernet_key is None:
-            keys[FERNET_KEY] = self._password("fernet-seed", opts).apply(fernet_key_from_seed)
+            keys[FERNET_KEY] = self._password("fernet-seed").apply(fernet_key_from_seed)
         if existing.jwt_secret is None:
-            keys[JWT_SECRET] = self._password(JWT_SECRET, opts)
+            keys[JWT_SECRET] = self._password(JWT_SECRET)
         if existing.api_secret_key is None:
-            keys[API_SECRET_KEY] = self._password(API_SECRET_KEY, opts)
+            keys[API_SECRET_KEY] = self._password(API_SECRET_KEY)
         self._store(naming, airflow_keys_secret_name(naming), "keys", keys, opts)
 
         admin_password: pulumi.Input[str] = "<from existing Secret>"
         if existing.admin_password is None:
-            admin_password = self._password("admin-password", opts)
+            admin_password = self._password("admin-password")
             admin_data: dict[str, pulumi.Input[str]] = {PASSWORD: admin_password}
             if config.auth.manager == "simple":
                 admin_data[SIMPLE_AUTH_PASSWORDS_FILE] = pulumi.Output.from_input(
@@ -219,13 +219,18 @@ class AirflowCluster(pulumi.ComponentResource):
         database_password: pulumi.Input[str] | None = None
         if config.database.mode == "in-cluster":
             if existing.postgres_password is None:
-                database_password = self._password("postgres-password", opts)
+                # Postgres keeps the password in its data volume: losing the generated value
+                # while the volume survives locks Airflow out, so both share Postgres' guard.
+                protect = bool(config.database.in_cluster.protect)
+                database_password = self._password("postgres-password", protect=protect)
                 self._store(
                     naming,
                     postgres_secret_name(naming),
                     "postgres",
                     {PASSWORD: database_password},
-                    opts,
+                    pulumi.ResourceOptions.merge(
+                        opts, pulumi.ResourceOptions(protect=protect, retain_on_delete=protect)
+                    ),
                 )
         else:
             database_password = external_database_password
@@ -285,9 +290,7 @@ class AirflowCluster(pulumi.ComponentResource):
         return [service, statefulset]
 
 
-def _check_external_password(
-    config: AirflowConfig, password: pulumi.Input[str] | None
-) -> None:
+def _check_external_password(config: AirflowConfig, password: pulumi.Input[str] | None) -> None:
     external = config.database.external
     if config.database.mode != "external" or external is None:
         return

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 import pulumi
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -30,11 +31,27 @@ QUANTITY = r"^[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?$"
 LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 
-DnsLabel = Annotated[str, StringConstraints(pattern=DNS1123_LABEL, max_length=63)]
+
+def _matching(pattern: str, what: str) -> AfterValidator:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+DnsLabel = Annotated[
+    str,
+    StringConstraints(max_length=63),
+    _matching(DNS1123_LABEL, "a DNS-1123 label (lower-case letters, digits and '-')"),
+]
 DnsSubdomain = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
 ]
-Quantity = Annotated[str, StringConstraints(pattern=QUANTITY)]
+Quantity = Annotated[str, _matching(QUANTITY, "a Kubernetes quantity (e.g. 500m, 1, 512Mi, 20Gi)")]
 Hostname = Annotated[
     str,
     StringConstraints(
@@ -130,9 +147,10 @@ class NamespaceConfig(StrictModel):
     create: bool = Field(
         default=True, description="Create the namespace (false: it must already exist)."
     )
-    labels: dict[Annotated[str, StringConstraints(pattern=LABEL_KEY)], Annotated[str, StringConstraints(pattern=LABEL_VALUE)]] = Field(  # noqa: E501
-        default_factory=dict, description="Extra labels on a created namespace."
-    )
+    labels: dict[
+        Annotated[str, StringConstraints(pattern=LABEL_KEY)],
+        Annotated[str, StringConstraints(pattern=LABEL_VALUE)],
+    ] = Field(default_factory=dict, description="Extra labels on a created namespace.")
     pod_security: Literal["restricted", "baseline", "privileged"] = Field(
         default="restricted",
         description="Pod Security Admission level enforced on a created namespace.",
@@ -339,7 +357,7 @@ class AirflowConfig(StrictModel):
     namespace: NamespaceConfig = Field(default_factory=NamespaceConfig, description="Namespace.")
     image: ImageConfig = Field(default_factory=ImageConfig, description="Airflow image.")
     executors: list[ExecutorName] = Field(
-        default_factory=lambda: ["LocalExecutor"],
+        default_factory=lambda: list[ExecutorName](["LocalExecutor"]),
         min_length=1,
         description="Executors; the first is the default. A comma-separated string is accepted.",
     )
@@ -395,9 +413,7 @@ class AirflowConfig(StrictModel):
         for field in ("api_server", "scheduler", "dag_processor", "triggerer"):
             process: ProcessConfig = getattr(self, field)
             if process.resources is None:
-                updates[field] = process.model_copy(
-                    update={"resources": defaults[to_camel(field)]}
-                )
+                updates[field] = process.model_copy(update={"resources": defaults[to_camel(field)]})
         if self.job_resources is None:
             updates["job_resources"] = defaults["job"]
         postgres = self.database.in_cluster
@@ -415,6 +431,11 @@ class AirflowConfig(StrictModel):
             # Bypass __setattr__ on the frozen model: this runs once, inside validation.
             for key, value in updates.items():
                 object.__setattr__(self, key, value)
+        if self.auth.manager == "simple" and self.existing_secrets.admin_password is not None:
+            raise ValueError(
+                "existingSecrets.adminPassword needs auth.manager fab: SimpleAuthManager reads "
+                "a passwords file this component renders from a generated password"
+            )
         if self.environment != "local" and self.database.in_cluster.storage.ephemeral:
             raise ValueError(
                 "database.inCluster.storage.ephemeral is only allowed in the local environment"

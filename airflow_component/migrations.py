@@ -8,6 +8,7 @@ Pulumi awaits the Job's completion before it creates or updates the workloads th
 from __future__ import annotations
 
 from pulumi_kubernetes.batch.v1 import JobSpecArgsDict
+from pulumi_kubernetes.core.v1 import EnvVarArgsDict
 
 from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec, secret_env
 
@@ -16,7 +17,13 @@ ADMIN_USER_COMPONENT = "create-admin"
 ADMIN_PASSWORD_ENV = "AIRFLOW_ADMIN_PASSWORD"
 
 
-def _job_spec(runtime: AirflowRuntime, component: str, args: list[str], wait: bool, extra_env: list) -> JobSpecArgsDict:  # type: ignore[type-arg]
+def _job_spec(
+    runtime: AirflowRuntime,
+    component: str,
+    args: list[str],
+    wait: bool,
+    extra_env: list[EnvVarArgsDict],
+) -> JobSpecArgsDict:
     assert runtime.config.job_resources is not None
     container = airflow_container(
         runtime, component, args, runtime.config.job_resources, extra_env=extra_env

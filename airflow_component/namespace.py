@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from .resource_args import NamespaceArgs
-
 from .config import NamespaceConfig
+from .resource_args import NamespaceArgs
 
 
 def namespace_manifest(name: str, namespace: NamespaceConfig) -> NamespaceArgs:

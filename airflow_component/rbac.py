@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from .resource_args import ServiceAccountArgs
-
 from .naming import Naming
+from .resource_args import ServiceAccountArgs
 
 # Every component that runs pods; "jobs" covers the migration and admin-user Jobs.
 AIRFLOW_SERVICE_ACCOUNTS = ("api-server", "scheduler", "dag-processor", "triggerer", "jobs")

@@ -1,13 +1,12 @@
-"""Keyword arguments of the few resources built whole (pulumi-kubernetes has no *ArgsDict for them)."""
+"""Keyword arguments of resources built whole: pulumi-kubernetes has no *ArgsDict for them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import pulumi
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
-from typing_extensions import NotRequired
 
 
 class SecretArgs(TypedDict):

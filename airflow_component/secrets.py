@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pulumi
-from .resource_args import SecretArgs
 
 from .config import AirflowConfig, SecretKeyRef
 from .naming import POSTGRES_PORT, Naming
+from .resource_args import SecretArgs
 
 
 @dataclass(frozen=True)

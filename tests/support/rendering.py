@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 import yaml
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.mocks import MockMonitor
 
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ROOT / "stacks"
@@ -38,6 +39,7 @@ class Resource:
     custom: bool
     parent: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    urn: str = ""
 
     @property
     def kind(self) -> str | None:
@@ -121,9 +123,31 @@ def fake_password(name: str, inputs: dict[str, Any]) -> str:
     return "".join(rng.choice(alphabet) for _ in range(int(inputs["length"])))
 
 
+class CapturingMonitor(MockMonitor):
+    """Also records the resource options the plain mock API does not show (parent, protect...)."""
+
+    def __init__(self, mocks: CapturingMocks) -> None:
+        super().__init__(mocks)
+        self.capturing = mocks
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        self.capturing.pending_options = {
+            "parent": request.parent or None,
+            "protect": bool(getattr(request, "protect", False)),
+            "retain_on_delete": bool(getattr(request, "retainOnDelete", False)),
+            "dependencies": list(request.dependencies),
+            "delete_before_replace": bool(getattr(request, "deleteBeforeReplace", False)),
+        }
+        response = super().RegisterResource(request)
+        if self.capturing.resources and request.type != "pulumi:pulumi:Stack":
+            self.capturing.resources[-1].urn = response.urn
+        return response
+
+
 class CapturingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Resource] = []
+        self.pending_options: dict[str, Any] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         secret_paths: list[str] = []
@@ -134,7 +158,9 @@ class CapturingMocks(pulumi.runtime.Mocks):
                 name=args.name,
                 inputs=inputs,
                 secret_paths=secret_paths,
-                custom=args.custom,
+                custom=bool(args.custom),
+                parent=self.pending_options.get("parent"),
+                options=dict(self.pending_options),
             )
         )
         state = dict(args.inputs)
@@ -142,8 +168,10 @@ class CapturingMocks(pulumi.runtime.Mocks):
             state["result"] = fake_password(args.name, inputs)
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 def _reset_runtime() -> None:
@@ -156,11 +184,14 @@ def run_under_mocks(
     config: dict[str, Any] | None = None,
     secret_keys: list[str] | None = None,
     stack: str = "test",
+    mocks: CapturingMocks | None = None,
 ) -> Rendering:
     """Run `program` against capturing mocks; errors from the program propagate unchanged."""
     _reset_runtime()
-    mocks = CapturingMocks()
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    mocks = mocks if mocks is not None else CapturingMocks()
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, monitor=CapturingMonitor(mocks)
+    )
     pulumi.runtime.set_all_config(
         {
             key: value if isinstance(value, str) else json.dumps(value)
@@ -195,7 +226,7 @@ def run_under_mocks(
             if await output.is_secret():
                 secrets.add(name)
 
-        return pulumi.Output.all(output, pulumi.Output.from_input(is_secret())).apply(
+        return pulumi.Output.all(output, pulumi.Output.from_input(is_secret())).apply(  # type: ignore[arg-type]
             lambda pair: resolved.__setitem__(name, pair[0])
         )
 
@@ -212,13 +243,19 @@ def cluster_config(stack: str) -> dict[str, Any]:
     return copy.deepcopy(stack_config(stack)[f"{PROJECT}:cluster"])
 
 
-def render_program(config: dict[str, Any], secret_keys: list[str] | None = None, stack: str = "test") -> Rendering:
+def render_program(
+    config: dict[str, Any],
+    secret_keys: list[str] | None = None,
+    stack: str = "test",
+    mocks: CapturingMocks | None = None,
+) -> Rendering:
     """Run `__main__.py` with the given stack config map."""
     return run_under_mocks(
         lambda: runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__"),
         config=config,
         secret_keys=secret_keys,
         stack=stack,
+        mocks=mocks,
     )
 
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Sets up everything the test suite needs on a fresh Debian 12 machine, then runs it:
+# the project venv, a separate venv with the pinned Apache Airflow (the real-Airflow suite),
+# PostgreSQL and Redis from apt (when root), then lint, type-check and pytest.
+# Usage: scripts/test.sh [extra pytest args]
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+PYTHON="${PYTHON:-python3}"
+VENV="$ROOT/.venv"
+AIRFLOW_VENV="${AIRFLOW_E2E_VENV:-$ROOT/.venv-airflow}"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+install_system_packages() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  if ((${#missing[@]} == 0)); then
+    return
+  fi
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "missing ${missing[*]}: install them (apt-get install ${missing[*]}) or run as root" >&2
+    return
+  fi
+  log "apt-get install ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The suite starts its own servers on loopback ports; the packaged ones are not needed.
+  service postgresql stop >/dev/null 2>&1 || true
+  service redis-server stop >/dev/null 2>&1 || true
+}
+
+install_project_venv() {
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    log "creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  log "pip install -r requirements-dev.txt"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt
+}
+
+install_airflow_venv() {
+  local version
+  version="$("$VENV/bin/python" -c 'from airflow_component.versions import AIRFLOW_VERSION; print(AIRFLOW_VERSION)')"
+  if [[ -x "$AIRFLOW_VENV/bin/airflow" ]] &&
+    [[ "$("$AIRFLOW_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))' 2>/dev/null)" == "$version" ]]; then
+    return
+  fi
+  log "installing apache-airflow $version (+ the providers the official image ships) in $AIRFLOW_VENV"
+  "$PYTHON" -m venv "$AIRFLOW_VENV"
+  "$AIRFLOW_VENV/bin/pip" install -q --disable-pip-version-check \
+    "apache-airflow[postgres,celery,cncf-kubernetes,fab,standard]==$version"
+}
+
+install_system_packages
+install_project_venv
+install_airflow_venv
+export AIRFLOW_E2E_VENV="$AIRFLOW_VENV"
+
+log "ruff"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+log "mypy"
+"$VENV/bin/mypy"
+log "shellcheck"
+"$VENV/bin/shellcheck" scripts/*.sh .ci/run
+log "pytest"
+"$VENV/bin/python" -m pytest "$@"

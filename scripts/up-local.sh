@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The main job: Airflow 3 on a local kind cluster with `pulumi up -s local`.
+# Needs docker, kind and the pulumi CLI on PATH. Creates the kind cluster if missing, keeps
+# Pulumi state in ./.pulumi-state (no account) with a documented local-only passphrase.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+CLUSTER=airflow
+
+for tool in docker kind pulumi python3; do
+  command -v "$tool" >/dev/null || {
+    echo "error: '$tool' is not installed (see README: Requirements)" >&2
+    exit 1
+  }
+done
+
+if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
+  echo "==> creating kind cluster '$CLUSTER'"
+  kind create cluster --config kind/kind-config.yaml --wait 120s
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$ROOT/.pulumi-state}"
+# Local development only: this passphrase protects nothing of value. Use your own elsewhere.
+export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-airflow-k8s-local}"
+mkdir -p .pulumi-state
+
+pulumi stack select local 2>/dev/null || pulumi stack init local
+pulumi up -s local --yes --skip-preview "$@"
+
+echo
+echo "Airflow UI: $(pulumi stack output url -s local)"
+echo "User: $(pulumi stack output adminUsername -s local)"
+echo "Password: pulumi stack output adminPassword --show-secrets -s local"
