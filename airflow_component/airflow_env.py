@@ -19,12 +19,12 @@ from pulumi_kubernetes.core.v1 import (
 )
 
 from .config import AirflowConfig, Resources, SecretKeyRef
+from .dags import dag_mounts, dag_volumes, dags_folder, git_sync_init_containers, git_sync_sidecars
 from .naming import (
     AIRFLOW_GID,
     AIRFLOW_HOME,
     AIRFLOW_UID,
     API_SERVER_PORT,
-    DAGS_FOLDER,
     LOGS_FOLDER,
     Naming,
 )
@@ -35,6 +35,7 @@ SIMPLE_AUTH_MANAGER = (
 )
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 SECRETS_MOUNT = f"{AIRFLOW_HOME}/secrets"
+POD_TEMPLATE_PATH = f"{AIRFLOW_HOME}/pod_templates/pod_template_file.yaml"
 SIMPLE_AUTH_PASSWORDS_PATH = f"{SECRETS_MOUNT}/simple-auth/passwords.json"
 # Kubernetes expands $(VAR) in args from the container's env, so the password never lands
 # in the manifest; only the reference does.
@@ -114,7 +115,7 @@ def airflow_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
         plain_env("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", runtime.execution_api_url),
         plain_env("AIRFLOW__API__BASE_URL", runtime.base_url),
         plain_env("AIRFLOW__CORE__LOAD_EXAMPLES", "False"),
-        plain_env("AIRFLOW__CORE__DAGS_FOLDER", DAGS_FOLDER),
+        plain_env("AIRFLOW__CORE__DAGS_FOLDER", dags_folder(config)),
         plain_env("AIRFLOW__LOGGING__BASE_LOG_FOLDER", LOGS_FOLDER),
         plain_env("AIRFLOW__CORE__AUTH_MANAGER", runtime.auth_manager),
         plain_env("AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK", "True"),
@@ -131,8 +132,51 @@ def airflow_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", SIMPLE_AUTH_PASSWORDS_PATH
             ),
         ]
+    env += celery_env(runtime) + kubernetes_executor_env(runtime)
     env += list(runtime.extra_env)
     return env
+
+
+def celery_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
+    celery, secrets = runtime.config.celery, runtime.secrets
+    if celery is None:
+        return []
+    assert secrets.celery_broker_url is not None
+    env = [
+        secret_env("AIRFLOW__CELERY__BROKER_URL", secrets.celery_broker_url),
+        plain_env("AIRFLOW__CELERY__WORKER_CONCURRENCY", str(celery.workers.concurrency)),
+    ]
+    if secrets.celery_result_backend is not None:
+        env.append(secret_env("AIRFLOW__CELERY__RESULT_BACKEND", secrets.celery_result_backend))
+    else:
+        from .secrets import postgres_url_command
+
+        env.append(
+            plain_env(
+                "AIRFLOW__CELERY__RESULT_BACKEND_CMD",
+                postgres_url_command(
+                    runtime.config, runtime.naming, METADATA_PASSWORD_ENV, scheme_prefix="db+"
+                ),
+            )
+        )
+    return env
+
+
+def kubernetes_executor_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
+    settings = runtime.config.kubernetes_executor
+    if settings is None:
+        return []
+    return [
+        plain_env("AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE", POD_TEMPLATE_PATH),
+        plain_env("AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE", runtime.naming.namespace),
+        plain_env(
+            "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS", str(settings.delete_worker_pods)
+        ),
+        plain_env(
+            "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS_ON_FAILURE",
+            str(settings.delete_worker_pods_on_failure),
+        ),
+    ]
 
 
 def _writable_dir(name: str) -> VolumeArgsDict:
@@ -210,15 +254,20 @@ def airflow_container(
     *,
     extra: ContainerArgsDict | None = None,
     extra_env: Sequence[EnvVarArgsDict] = (),
+    reads_dags: bool = False,
+    extra_mounts: Sequence[VolumeMountArgsDict] = (),
 ) -> ContainerArgsDict:
     """An Airflow container: the image entrypoint runs `airflow <args>`."""
+    mounts = airflow_volume_mounts(runtime)
+    if reads_dags:
+        mounts += dag_mounts(runtime.config)
     container: ContainerArgsDict = {
         "name": name,
         "image": runtime.config.image.reference,
         "image_pull_policy": runtime.config.image.pull_policy,
         "args": list(args),
         "env": [*airflow_env(runtime), *extra_env],
-        "volume_mounts": airflow_volume_mounts(runtime),
+        "volume_mounts": [*mounts, *extra_mounts],
         "resources": resource_requirements(resources),  # type: ignore[typeddict-item]
         "security_context": container_security_context(),  # type: ignore[typeddict-item]
     }
@@ -245,20 +294,33 @@ def airflow_pod_spec(
     containers: list[ContainerArgsDict],
     *,
     wait_for_migrations: bool = True,
+    reads_dags: bool = False,
+    dag_sidecar: bool = True,
+    api_access: bool = False,
     restart_policy: str | None = None,
     termination_grace_period_seconds: int | None = None,
+    extra_volumes: Sequence[VolumeArgsDict] = (),
 ) -> PodSpecArgsDict:
     config = runtime.config
+    volumes = airflow_volumes(runtime)
+    init_containers: list[ContainerArgsDict] = []
+    if reads_dags:
+        volumes += dag_volumes(config, runtime.naming)
+        if dag_sidecar:
+            containers = [*containers, *git_sync_sidecars(config)]
+        init_containers += git_sync_init_containers(config)
+    if wait_for_migrations:
+        init_containers.append(wait_for_migrations_container(runtime))
     spec: PodSpecArgsDict = {
         "service_account_name": service_account,
-        # No Airflow process here talks to the Kubernetes API (LocalExecutor).
-        "automount_service_account_token": False,
+        # A token only where the process calls the Kubernetes API (launching pods).
+        "automount_service_account_token": api_access,
         "security_context": pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),  # type: ignore[typeddict-item]
         "containers": containers,
-        "volumes": airflow_volumes(runtime),
+        "volumes": [*volumes, *extra_volumes],
     }
-    if wait_for_migrations:
-        spec["init_containers"] = [wait_for_migrations_container(runtime)]
+    if init_containers:
+        spec["init_containers"] = init_containers
     if config.image.pull_secrets:
         spec["image_pull_secrets"] = [{"name": name} for name in config.image.pull_secrets]
     if restart_policy:

@@ -12,25 +12,32 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import database, exposure, migrations, rbac, workloads
+from . import broker, dags, database, exposure, migrations, pod_template, rbac, workloads
 from .airflow_env import AirflowRuntime
-from .config import DNS1123_LABEL, AirflowConfig
+from .config import DNS1123_LABEL, AirflowConfig, ProcessConfig
 from .namespace import namespace_manifest
 from .naming import Naming
 from .secrets import (
     API_SECRET_KEY,
+    BROKER_URL,
+    CONNECTION,
     FERNET_KEY,
+    FLOWER_BASIC_AUTH,
     GENERATED,
     JWT_SECRET,
     PASSWORD,
     POSTGRES_PASSWORD_SPECIALS,
+    RESULT_BACKEND,
     SIMPLE_AUTH_PASSWORDS_FILE,
     admin_secret_name,
     airflow_keys_secret_name,
+    celery_secret_name,
     fernet_key_from_seed,
     metadata_connection_url,
     metadata_secret_name,
     postgres_secret_name,
+    redis_secret_name,
+    redis_url,
     secret_manifest,
     secret_refs,
     simple_auth_passwords_file,
@@ -83,10 +90,14 @@ class AirflowCluster(pulumi.ComponentResource):
                 opts=child,
                 **rbac.service_account_manifest(naming, component),
             )
-            for component in rbac.service_account_components(config.database.mode == "in-cluster")
+            for component in rbac.service_account_components(config)
         ]
         admin_password = self._secrets(naming, child, external_database_password)
         database_ready = self._database(naming, refs, child)
+        self._broker(naming, child)
+        dags_ready = self._dag_storage(naming, child)
+        launch_rights = self._pod_launch_rbac(naming, child)
+        pod_template_checksum = self._pod_template(runtime, child)
 
         before_migrations = [*accounts, *self._secret_resources, *database_ready]
         migrate = k8s.batch.v1.Job(
@@ -98,7 +109,10 @@ class AirflowCluster(pulumi.ComponentResource):
             ),
         )
         after_migrations = pulumi.ResourceOptions.merge(
-            child, pulumi.ResourceOptions(depends_on=[*before_migrations, migrate])
+            child,
+            pulumi.ResourceOptions(
+                depends_on=[*before_migrations, *dags_ready, *launch_rights, migrate]
+            ),
         )
         if config.auth.manager == "fab":
             k8s.batch.v1.Job(
@@ -108,12 +122,23 @@ class AirflowCluster(pulumi.ComponentResource):
                 opts=after_migrations,
             )
 
-        processes = [
+        processes: list[tuple[workloads.Process, ProcessConfig]] = [
             (workloads.api_server_process(runtime), config.api_server),
-            (workloads.scheduler_process(runtime), config.scheduler),
+            (workloads.scheduler_process(runtime, pod_template_checksum), config.scheduler),
             (workloads.dag_processor_process(runtime), config.dag_processor),
             (workloads.triggerer_process(runtime), config.triggerer),
         ]
+        if config.celery is not None:
+            processes.append((workloads.celery_worker_process(runtime), config.celery.workers))
+            if config.celery.flower.enabled:
+                flower = ProcessConfig(replicas=1, resources=config.celery.flower.resources)
+                processes.append((workloads.flower_process(runtime), flower))
+                k8s.core.v1.Service(
+                    f"{name}-flower",
+                    metadata=self._metadata(naming, "flower"),
+                    spec=exposure.flower_service_spec(naming),
+                    opts=child,
+                )
         for process, settings in processes:
             k8s.apps.v1.Deployment(
                 f"{name}-{process.component}",
@@ -135,7 +160,7 @@ class AirflowCluster(pulumi.ComponentResource):
                     **self._metadata(naming, exposure.API_SERVER),
                     "annotations": dict(config.ingress.annotations),
                 },
-                spec=exposure.ingress_spec(naming, config.ingress),
+                spec=exposure.ingress_spec(naming, config.ingress, config.celery),
                 opts=child,
             )
 
@@ -235,11 +260,25 @@ class AirflowCluster(pulumi.ComponentResource):
         else:
             database_password = external_database_password
         if database_password is not None:
+            url = metadata_connection_url(config, naming, database_password)
+            metadata: dict[str, pulumi.Input[str]] = {CONNECTION: url}
+            if config.celery is not None:
+                metadata[RESULT_BACKEND] = url.apply(lambda value: f"db+{value}")
+            self._store(naming, metadata_secret_name(naming), "metadata-db", metadata, opts)
+        if config.celery is not None:
+            redis_password = self._password("redis-password")
+            self._store(
+                naming, redis_secret_name(naming), "redis", {PASSWORD: redis_password}, opts
+            )
+            flower_password = self._password("flower-password")
             self._store(
                 naming,
-                metadata_secret_name(naming),
-                "metadata-db",
-                {"connection": metadata_connection_url(config, naming, database_password)},
+                celery_secret_name(naming),
+                "celery",
+                {
+                    BROKER_URL: redis_password.apply(lambda pw: redis_url(pw, naming)),
+                    FLOWER_BASIC_AUTH: flower_password.apply(lambda pw: f"admin:{pw}"),
+                },
                 opts,
             )
         return admin_password
@@ -261,6 +300,97 @@ class AirflowCluster(pulumi.ComponentResource):
                 **secret_manifest(naming, secret_name, component, data),
             )
         )
+
+    def _broker(self, naming: Naming, opts: pulumi.ResourceOptions) -> None:
+        redis = self._config.celery.redis if self._config.celery else None
+        if redis is None:
+            return
+        k8s.core.v1.Service(
+            f"{self._name}-{broker.COMPONENT}",
+            metadata=self._metadata(naming, broker.COMPONENT),
+            spec=broker.redis_service_spec(naming),
+            opts=opts,
+        )
+        k8s.apps.v1.StatefulSet(
+            f"{self._name}-{broker.COMPONENT}",
+            metadata=self._metadata(naming, broker.COMPONENT),
+            spec=broker.redis_statefulset_spec(naming, redis),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=self._secret_resources)
+            ),
+        )
+
+    def _dag_storage(self, naming: Naming, opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
+        config = self._config
+        created: list[pulumi.Resource] = []
+        volume_spec = dags.host_path_volume_spec(config, naming)
+        if volume_spec is not None:
+            created.append(
+                k8s.core.v1.PersistentVolume(
+                    f"{self._name}-dags-host-path",
+                    metadata={
+                        "name": dags.host_path_volume_name(naming),
+                        "labels": naming.metadata_labels("dags"),
+                    },
+                    spec=volume_spec,
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+        claim_spec = dags.dags_claim_spec(config, naming)
+        if claim_spec is not None:
+            created.append(
+                k8s.core.v1.PersistentVolumeClaim(
+                    f"{self._name}-dags",
+                    metadata={
+                        **self._metadata(naming, "dags"),
+                        # With WaitForFirstConsumer a claim binds only once a pod uses it.
+                        "annotations": {"pulumi.com/skipAwait": "true"},
+                    },
+                    spec=claim_spec,
+                    opts=pulumi.ResourceOptions.merge(
+                        opts, pulumi.ResourceOptions(depends_on=created)
+                    ),
+                )
+            )
+        return created
+
+    def _pod_launch_rbac(
+        self, naming: Naming, opts: pulumi.ResourceOptions
+    ) -> list[pulumi.Resource]:
+        subjects = rbac.pod_launcher_subjects(naming, self._config)
+        if not subjects:
+            return []
+        role = k8s.rbac.v1.Role(
+            f"{self._name}-{rbac.POD_LAUNCHER}",
+            metadata=self._metadata(naming, rbac.POD_LAUNCHER),
+            rules=rbac.pod_launcher_role_rules(),
+            opts=opts,
+        )
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{self._name}-{rbac.POD_LAUNCHER}",
+            metadata=self._metadata(naming, rbac.POD_LAUNCHER),
+            role_ref={
+                "api_group": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": naming.object(rbac.POD_LAUNCHER),
+            },
+            subjects=subjects,
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[role])),
+        )
+        return [role, binding]
+
+    def _pod_template(self, runtime: AirflowRuntime, opts: pulumi.ResourceOptions) -> str:
+        """The KubernetesExecutor pod template ConfigMap; returns its checksum."""
+        if self._config.kubernetes_executor is None:
+            return ""
+        template = pod_template.pod_template_yaml(runtime)
+        k8s.core.v1.ConfigMap(
+            f"{self._name}-pod-template",
+            metadata=self._metadata(runtime.naming, "pod-template"),
+            data={pod_template.TEMPLATE_FILE: template},
+            opts=opts,
+        )
+        return pod_template.checksum(template)
 
     def _database(
         self, naming: Naming, refs: object, opts: pulumi.ResourceOptions

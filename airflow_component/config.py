@@ -63,8 +63,11 @@ NonEmpty = Annotated[str, StringConstraints(min_length=1)]
 
 Environment = Literal["local", "staging", "prod"]
 ExecutorName = Literal["LocalExecutor", "CeleryExecutor", "KubernetesExecutor"]
-# Executors whose workloads this release renders; the others are modelled but refused for now.
-IMPLEMENTED_EXECUTORS: frozenset[str] = frozenset({"LocalExecutor"})
+IMPLEMENTED_EXECUTORS: frozenset[str] = frozenset(
+    {"LocalExecutor", "CeleryExecutor", "KubernetesExecutor"}
+)
+GIT_SYNC_IMAGE = "registry.k8s.io/git-sync/git-sync:v4.4.2"
+REDIS_IMAGE = "redis:7.4.6"
 
 
 class StrictModel(BaseModel):
@@ -118,6 +121,10 @@ DEFAULT_RESOURCES: dict[Environment, dict[str, Resources]] = {
         "triggerer": _resources("50m", "384Mi", "500m", "1Gi"),
         "job": _resources("50m", "384Mi", "1", "1Gi"),
         "postgres": _resources("50m", "128Mi", "500m", "512Mi"),
+        "worker": _resources("100m", "512Mi", "1", "1536Mi"),
+        "redis": _resources("25m", "32Mi", "250m", "128Mi"),
+        "flower": _resources("25m", "256Mi", "250m", "512Mi"),
+        "gitSync": _resources("10m", "32Mi", "200m", "128Mi"),
     },
     "staging": {
         "apiServer": _resources("250m", "1Gi", "1", "2Gi"),
@@ -126,6 +133,10 @@ DEFAULT_RESOURCES: dict[Environment, dict[str, Resources]] = {
         "triggerer": _resources("100m", "512Mi", "1", "1Gi"),
         "job": _resources("100m", "512Mi", "1", "1Gi"),
         "postgres": _resources("250m", "512Mi", "1", "1Gi"),
+        "worker": _resources("250m", "1Gi", "2", "2Gi"),
+        "redis": _resources("50m", "64Mi", "500m", "256Mi"),
+        "flower": _resources("50m", "256Mi", "500m", "512Mi"),
+        "gitSync": _resources("25m", "64Mi", "250m", "256Mi"),
     },
     "prod": {
         "apiServer": _resources("500m", "1536Mi", "2", "3Gi"),
@@ -134,6 +145,10 @@ DEFAULT_RESOURCES: dict[Environment, dict[str, Resources]] = {
         "triggerer": _resources("250m", "768Mi", "1", "1536Mi"),
         "job": _resources("100m", "512Mi", "1", "1Gi"),
         "postgres": _resources("500m", "1Gi", "2", "4Gi"),
+        "worker": _resources("500m", "2Gi", "2", "4Gi"),
+        "redis": _resources("100m", "128Mi", "1", "512Mi"),
+        "flower": _resources("100m", "256Mi", "500m", "768Mi"),
+        "gitSync": _resources("50m", "64Mi", "500m", "256Mi"),
     },
 }
 
@@ -340,6 +355,168 @@ class ExistingSecrets(StrictModel):
     )
 
 
+class StorageConfig(StrictModel):
+    """A data volume: a claim from a StorageClass, or an emptyDir."""
+
+    size: Quantity = Field(default="1Gi", description="PersistentVolumeClaim size.")
+    storage_class_name: DnsSubdomain | None = Field(
+        default=None, description="StorageClass; the cluster default when unset."
+    )
+    ephemeral: bool = Field(default=True, description="Use an emptyDir instead of a claim.")
+
+
+class RedisConfig(StrictModel):
+    """The Celery broker: Redis on the official image."""
+
+    image: NonEmpty = Field(default=REDIS_IMAGE, description="Redis image (official).")
+    resources: Resources | None = Field(default=None, description="Requests/limits.")
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig,
+        description="Broker data; ephemeral by default (queued messages are re-sent on loss).",
+    )
+
+
+class CeleryWorkersConfig(ProcessConfig):
+    """Celery workers: a Deployment running `airflow celery worker`."""
+
+    concurrency: int = Field(default=16, ge=1, le=512, description="Task slots per worker.")
+    termination_grace_period_seconds: int = Field(
+        default=600,
+        ge=30,
+        le=86400,
+        description="Warm shutdown: running tasks get this long to finish on a rollout.",
+    )
+
+
+class FlowerConfig(StrictModel):
+    """Flower, the Celery monitoring UI (basic auth with a generated password)."""
+
+    enabled: bool = Field(default=False, description="Deploy Flower.")
+    resources: Resources | None = Field(default=None, description="Requests/limits.")
+    ingress_path: Annotated[str, StringConstraints(pattern=r"^/[^\s]+$")] | None = Field(
+        default=None, description="Serve Flower under this path of the main ingress host."
+    )
+
+
+class CeleryConfig(StrictModel):
+    """Settings of the CeleryExecutor (only with `CeleryExecutor` in `executors`)."""
+
+    workers: CeleryWorkersConfig = Field(
+        default_factory=CeleryWorkersConfig, description="Celery workers."
+    )
+    redis: RedisConfig = Field(default_factory=RedisConfig, description="Broker.")
+    flower: FlowerConfig = Field(default_factory=FlowerConfig, description="Flower UI.")
+
+
+class KubernetesExecutorConfig(StrictModel):
+    """Settings of the KubernetesExecutor (only with `KubernetesExecutor` in `executors`)."""
+
+    delete_worker_pods: bool = Field(
+        default=True, description="Delete a task's pod when it succeeds."
+    )
+    delete_worker_pods_on_failure: bool = Field(
+        default=False, description="Also delete failed pods (kept by default to debug)."
+    )
+    worker_resources: Resources | None = Field(
+        default=None, description="Requests/limits of each task pod."
+    )
+
+
+class KubernetesPodOperatorConfig(StrictModel):
+    """Let tasks launch pods themselves (KubernetesPodOperator)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Grant the pod-launch Role to workers and the triggerer (deferrable mode).",
+    )
+
+
+class GitSyncConfig(StrictModel):
+    """git-sync v4: a sidecar on every process that reads DAGs."""
+
+    repo: Annotated[str, StringConstraints(pattern=r"^(https://|ssh://|git@|file://)\S+$")] = Field(
+        description="Repository URL (https://..., ssh://... or git@host:org/repo.git)."
+    )
+    ref: NonEmpty = Field(default="HEAD", description="Branch, tag or commit to sync.")
+    period: Annotated[str, StringConstraints(pattern=r"^\d+(ms|s|m|h)$")] = Field(
+        default="60s", description="How often to pull (Go duration, e.g. 30s, 5m)."
+    )
+    depth: int = Field(default=1, ge=0, description="Clone depth (0 = full history).")
+    sub_path: Annotated[str, StringConstraints(pattern=r"^[^/\s][^\s]*$")] | None = Field(
+        default=None, description="Folder of the repository that holds the DAGs."
+    )
+    image: NonEmpty = Field(default=GIT_SYNC_IMAGE, description="git-sync image.")
+    https_credentials_secret: DnsSubdomain | None = Field(
+        default=None,
+        description="Existing Secret with `username` and `password` (token) for HTTPS.",
+    )
+    ssh_key_secret: DnsSubdomain | None = Field(
+        default=None,
+        description="Existing Secret with `ssh-privatekey` and `known_hosts` for SSH.",
+    )
+    resources: Resources | None = Field(default=None, description="Requests/limits.")
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> GitSyncConfig:
+        if self.https_credentials_secret and self.ssh_key_secret:
+            raise ValueError("set httpsCredentialsSecret or sshKeySecret, not both")
+        return self
+
+
+class DagVolumeConfig(StrictModel):
+    """DAGs on a shared volume: an existing claim, or a new ReadOnlyMany/ReadWriteMany claim."""
+
+    existing_claim: DnsSubdomain | None = Field(default=None, description="Existing PVC name.")
+    size: Quantity = Field(default="1Gi", description="Size of a new claim.")
+    storage_class_name: DnsSubdomain | None = Field(default=None, description="StorageClass.")
+    access_mode: Literal["ReadOnlyMany", "ReadWriteMany"] = Field(
+        default="ReadWriteMany", description="Access mode of a new claim."
+    )
+
+
+class DagHostPathConfig(StrictModel):
+    """Local only: a folder of the kind node (mounted from your machine by kind's extraMounts)."""
+
+    node_path: Annotated[str, StringConstraints(pattern=r"^/\S*$")] = Field(
+        default="/dags", description="Path on the kind node (see kind/kind-config.yaml)."
+    )
+
+
+class DagsConfig(StrictModel):
+    """How DAG files reach every process that parses or runs them."""
+
+    delivery: Literal["image", "git-sync", "volume", "hostPath"] = Field(
+        default="image", description="`image`: baked into `image`; or git-sync/volume/hostPath."
+    )
+    git_sync: GitSyncConfig | None = Field(default=None, description="For `git-sync`.")
+    volume: DagVolumeConfig | None = Field(default=None, description="For `volume`.")
+    host_path: DagHostPathConfig | None = Field(default=None, description="For `hostPath`.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings_match_delivery(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        delivery = data.get("delivery", "image")
+        settings = {"git-sync": "gitSync", "volume": "volume", "hostPath": "hostPath"}
+        for mode, key in settings.items():
+            snake = re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
+            given = key in data or snake in data
+            if given and delivery != mode:
+                raise ValueError(f"`{key}` is set but delivery is {delivery!r}")
+        if delivery == "git-sync" and not (data.get("gitSync") or data.get("git_sync")):
+            raise ValueError("delivery is git-sync but `gitSync` (with `repo`) is missing")
+        return data
+
+    @model_validator(mode="after")
+    def _defaults_for_delivery(self) -> DagsConfig:
+        if self.delivery == "volume" and self.volume is None:
+            object.__setattr__(self, "volume", DagVolumeConfig())
+        if self.delivery == "hostPath" and self.host_path is None:
+            object.__setattr__(self, "host_path", DagHostPathConfig())
+        return self
+
+
 class MigrationsConfig(StrictModel):
     """The schema migration Job and the wait in every Airflow pod."""
 
@@ -361,6 +538,16 @@ class AirflowConfig(StrictModel):
         min_length=1,
         description="Executors; the first is the default. A comma-separated string is accepted.",
     )
+    celery: CeleryConfig | None = Field(
+        default=None, description="CeleryExecutor settings (defaults apply when enabled)."
+    )
+    kubernetes_executor: KubernetesExecutorConfig | None = Field(
+        default=None, description="KubernetesExecutor settings (defaults apply when enabled)."
+    )
+    kubernetes_pod_operator: KubernetesPodOperatorConfig = Field(
+        default_factory=KubernetesPodOperatorConfig, description="KubernetesPodOperator RBAC."
+    )
+    dags: DagsConfig = Field(default_factory=DagsConfig, description="DAG delivery.")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Auth manager and admin.")
     existing_secrets: ExistingSecrets = Field(
         default_factory=ExistingSecrets, description="Secrets managed outside this component."
@@ -407,9 +594,48 @@ class AirflowConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
+    def _executor_settings_match_executors(self) -> AirflowConfig:
+        for executor, field, key in (
+            ("CeleryExecutor", "celery", "celery"),
+            ("KubernetesExecutor", "kubernetes_executor", "kubernetesExecutor"),
+        ):
+            enabled = executor in self.executors
+            if getattr(self, field) is not None and not enabled:
+                raise ValueError(f"`{key}` is set but {executor} is not in `executors`")
+        if self.dags.delivery == "hostPath" and self.environment != "local":
+            raise ValueError("dags.delivery hostPath is only allowed in the local environment")
+        return self
+
+    @model_validator(mode="after")
     def _fill_environment_defaults(self) -> AirflowConfig:
         defaults = DEFAULT_RESOURCES[self.environment]
         updates: dict[str, Any] = {}
+        if "CeleryExecutor" in self.executors:
+            celery = self.celery or CeleryConfig()
+            workers = celery.workers
+            updates["celery"] = celery.model_copy(
+                update={
+                    "workers": workers.model_copy(
+                        update={"resources": workers.resources or defaults["worker"]}
+                    ),
+                    "redis": celery.redis.model_copy(
+                        update={"resources": celery.redis.resources or defaults["redis"]}
+                    ),
+                    "flower": celery.flower.model_copy(
+                        update={"resources": celery.flower.resources or defaults["flower"]}
+                    ),
+                }
+            )
+        if "KubernetesExecutor" in self.executors:
+            k8s_executor = self.kubernetes_executor or KubernetesExecutorConfig()
+            updates["kubernetes_executor"] = k8s_executor.model_copy(
+                update={"worker_resources": k8s_executor.worker_resources or defaults["worker"]}
+            )
+        git_sync = self.dags.git_sync
+        if git_sync is not None and git_sync.resources is None:
+            updates["dags"] = self.dags.model_copy(
+                update={"git_sync": git_sync.model_copy(update={"resources": defaults["gitSync"]})}
+            )
         for field in ("api_server", "scheduler", "dag_processor", "triggerer"):
             process: ProcessConfig = getattr(self, field)
             if process.resources is None:

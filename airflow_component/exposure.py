@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pulumi_kubernetes.core.v1 import ServicePortArgsDict, ServiceSpecArgsDict
-from pulumi_kubernetes.networking.v1 import IngressSpecArgsDict
+from pulumi_kubernetes.networking.v1 import HTTPIngressPathArgsDict, IngressSpecArgsDict
 
-from .config import IngressConfig, ServiceConfig
-from .naming import API_SERVER_PORT, Naming
+from .config import CeleryConfig, IngressConfig, ServiceConfig
+from .naming import API_SERVER_PORT, FLOWER_PORT, Naming
 
 API_SERVER = "api-server"
 
@@ -18,29 +18,31 @@ def api_server_service_spec(naming: Naming, service: ServiceConfig) -> ServiceSp
     return {"type": service.type, "selector": naming.labels(API_SERVER), "ports": [port]}
 
 
-def ingress_spec(naming: Naming, ingress: IngressConfig) -> IngressSpecArgsDict:
-    assert ingress.host is not None
-    spec: IngressSpecArgsDict = {
-        "rules": [
-            {
-                "host": ingress.host,
-                "http": {
-                    "paths": [
-                        {
-                            "path": ingress.path,
-                            "path_type": "Prefix",
-                            "backend": {
-                                "service": {
-                                    "name": naming.object(API_SERVER),
-                                    "port": {"name": "api"},
-                                }
-                            },
-                        }
-                    ]
-                },
-            }
-        ]
+def flower_service_spec(naming: Naming) -> ServiceSpecArgsDict:
+    return {
+        "type": "ClusterIP",
+        "selector": naming.labels("flower"),
+        "ports": [{"name": "flower", "port": FLOWER_PORT, "target_port": "flower"}],
     }
+
+
+def _path(path: str, service: str, port: str) -> HTTPIngressPathArgsDict:
+    return {
+        "path": path,
+        "path_type": "Prefix",
+        "backend": {"service": {"name": service, "port": {"name": port}}},
+    }
+
+
+def ingress_spec(
+    naming: Naming, ingress: IngressConfig, celery: CeleryConfig | None = None
+) -> IngressSpecArgsDict:
+    assert ingress.host is not None
+    paths = [_path(ingress.path, naming.object(API_SERVER), "api")]
+    if celery is not None and celery.flower.enabled and celery.flower.ingress_path:
+        # More specific first, for controllers that match in order.
+        paths.insert(0, _path(celery.flower.ingress_path, naming.object("flower"), "flower"))
+    spec: IngressSpecArgsDict = {"rules": [{"host": ingress.host, "http": {"paths": paths}}]}
     if ingress.class_name:
         spec["ingress_class_name"] = ingress.class_name
     if ingress.tls_secret_name:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgsDict, SubjectArgsDict
+
+from .config import AirflowConfig
 from .naming import Naming
 from .resource_args import ServiceAccountArgs
 
@@ -9,8 +12,56 @@ from .resource_args import ServiceAccountArgs
 AIRFLOW_SERVICE_ACCOUNTS = ("api-server", "scheduler", "dag-processor", "triggerer", "jobs")
 
 
-def service_account_components(in_cluster_postgres: bool) -> tuple[str, ...]:
-    return AIRFLOW_SERVICE_ACCOUNTS + (("postgres",) if in_cluster_postgres else ())
+POD_LAUNCHER = "pod-launcher"
+# Exactly what launching and following pods needs (KubernetesExecutor, KubernetesPodOperator).
+POD_LAUNCHER_RULES: tuple[PolicyRuleArgsDict, ...] = (
+    {
+        "api_groups": [""],
+        "resources": ["pods"],
+        "verbs": ["create", "get", "list", "watch", "patch", "delete"],
+    },
+    {"api_groups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+    {"api_groups": [""], "resources": ["pods/exec"], "verbs": ["create", "get"]},
+    {"api_groups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
+)
+
+
+def service_account_components(config: AirflowConfig) -> tuple[str, ...]:
+    components = AIRFLOW_SERVICE_ACCOUNTS
+    if config.database.mode == "in-cluster":
+        components += ("postgres",)
+    if config.celery is not None:
+        components += ("worker", "redis")
+        if config.celery.flower.enabled:
+            components += ("flower",)
+    if config.kubernetes_executor is not None:
+        components += ("task-pod",)
+    return components
+
+
+def pod_launchers(config: AirflowConfig) -> tuple[str, ...]:
+    """Components whose ServiceAccount may launch pods; nothing else gets API rights."""
+    launchers: tuple[str, ...] = ()
+    if config.kubernetes_executor is not None:
+        launchers += ("scheduler",)
+    if config.kubernetes_pod_operator.enabled:
+        launchers += ("triggerer",)
+        if config.celery is not None:
+            launchers += ("worker",)
+        if config.kubernetes_executor is not None:
+            launchers += ("task-pod",)
+    return launchers
+
+
+def pod_launcher_role_rules() -> list[PolicyRuleArgsDict]:
+    return [dict(rule) for rule in POD_LAUNCHER_RULES]  # type: ignore[misc]
+
+
+def pod_launcher_subjects(naming: Naming, config: AirflowConfig) -> list[SubjectArgsDict]:
+    return [
+        {"kind": "ServiceAccount", "name": naming.object(component), "namespace": naming.namespace}
+        for component in pod_launchers(config)
+    ]
 
 
 def service_account_manifest(naming: Naming, component: str) -> ServiceAccountArgs:

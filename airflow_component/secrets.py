@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pulumi
 
 from .config import AirflowConfig, SecretKeyRef
-from .naming import POSTGRES_PORT, Naming
+from .naming import POSTGRES_PORT, REDIS_PORT, Naming
 from .resource_args import SecretArgs
 
 
@@ -37,6 +37,8 @@ GENERATED = {
     # Specials included on purpose: the connection string must URL-encode them.
     "postgres-password": GeneratedSecretSpec(length=32, special=True),
     "admin-password": GeneratedSecretSpec(length=24, special=False),
+    "redis-password": GeneratedSecretSpec(length=32, special=False),
+    "flower-password": GeneratedSecretSpec(length=24, special=False),
 }
 # Characters that are safe in a shell-free env var but exercise URL encoding (@ : / %).
 POSTGRES_PASSWORD_SPECIALS = "-_.~!@:/%+"
@@ -46,6 +48,9 @@ JWT_SECRET = "jwt-secret"
 API_SECRET_KEY = "api-secret-key"
 PASSWORD = "password"
 CONNECTION = "connection"
+RESULT_BACKEND = "celery-result-backend"
+BROKER_URL = "broker-url"
+FLOWER_BASIC_AUTH = "flower-basic-auth"
 SIMPLE_AUTH_PASSWORDS_FILE = "simple-auth-manager-passwords.json"
 
 
@@ -61,10 +66,12 @@ def postgres_url(user: str, password: str, host: str, port: int, database: str, 
     return f"{url}?{query}" if query else url
 
 
-def postgres_url_command(config: AirflowConfig, naming: Naming, password_env: str) -> str:
+def postgres_url_command(
+    config: AirflowConfig, naming: Naming, password_env: str, scheme_prefix: str = ""
+) -> str:
     """A `_CMD` for Airflow that prints the metadata URL, URL-encoding the password from env."""
     placeholder = "PASSWORD-PLACEHOLDER"
-    url = metadata_connection_url_for(config, naming, placeholder)
+    url = scheme_prefix + metadata_connection_url_for(config, naming, placeholder)
     before, after = url.split(placeholder)
     return (
         'python -c "import os, urllib.parse; print('
@@ -89,6 +96,9 @@ class SecretRefs:
     # Either a full SQLAlchemy URL in a Secret, or a password the container combines at runtime.
     metadata_connection: SecretKeyRef | None
     metadata_password: SecretKeyRef | None
+    celery_broker_url: SecretKeyRef | None = None
+    celery_result_backend: SecretKeyRef | None = None
+    flower_basic_auth: SecretKeyRef | None = None
 
     @property
     def simple_auth_passwords(self) -> SecretKeyRef:
@@ -111,6 +121,18 @@ def metadata_secret_name(naming: Naming) -> str:
     return naming.object("metadata-db")
 
 
+def redis_secret_name(naming: Naming) -> str:
+    return naming.object("redis")
+
+
+def celery_secret_name(naming: Naming) -> str:
+    return naming.object("celery")
+
+
+def redis_url(password: str, naming: Naming) -> str:
+    return f"redis://:{quote(password, safe='')}@{naming.service_host('redis')}:{REDIS_PORT}/0"
+
+
 def secret_refs(config: AirflowConfig, naming: Naming) -> SecretRefs:
     """Resolve each secret to the generated Secret or the user's existing one."""
     existing = config.existing_secrets
@@ -127,7 +149,18 @@ def secret_refs(config: AirflowConfig, naming: Naming) -> SecretRefs:
     else:
         assert config.database.external is not None
         runtime_password = config.database.external.password_secret
+    celery = "CeleryExecutor" in config.executors
+    celery_secret = celery_secret_name(naming)
     return SecretRefs(
+        celery_broker_url=SecretKeyRef(name=celery_secret, key=BROKER_URL) if celery else None,
+        celery_result_backend=(
+            SecretKeyRef(name=metadata_secret_name(naming), key=RESULT_BACKEND)
+            if celery and not runtime_password
+            else None
+        ),
+        flower_basic_auth=SecretKeyRef(name=celery_secret, key=FLOWER_BASIC_AUTH)
+        if celery
+        else None,
         fernet_key=existing.fernet_key or SecretKeyRef(name=keys, key=FERNET_KEY),
         jwt_secret=existing.jwt_secret or SecretKeyRef(name=keys, key=JWT_SECRET),
         api_secret_key=existing.api_secret_key or SecretKeyRef(name=keys, key=API_SECRET_KEY),

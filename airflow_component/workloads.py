@@ -1,4 +1,5 @@
-"""The long-running Airflow 3 processes: api-server, scheduler, dag-processor, triggerer.
+"""The long-running Airflow 3 processes: api-server, scheduler, dag-processor, triggerer,
+Celery workers and Flower.
 
 Each is a Deployment built from the shared container and pod spec in `airflow_env`; only the
 command, ports and Airflow's own health checks differ.
@@ -9,13 +10,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
-from pulumi_kubernetes.core.v1 import ContainerArgsDict, ContainerPortArgsDict, ProbeArgsDict
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgsDict,
+    ContainerPortArgsDict,
+    EnvVarArgsDict,
+    ProbeArgsDict,
+    VolumeArgsDict,
+    VolumeMountArgsDict,
+)
 
-from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec
+from .airflow_env import (
+    POD_TEMPLATE_PATH,
+    AirflowRuntime,
+    airflow_container,
+    airflow_pod_spec,
+    secret_env,
+)
 from .config import ProcessConfig
-from .naming import API_SERVER_PORT, SCHEDULER_HEALTH_PORT, WORKER_LOG_SERVER_PORT
+from .naming import (
+    API_SERVER_PORT,
+    FLOWER_PORT,
+    SCHEDULER_HEALTH_PORT,
+    WORKER_LOG_SERVER_PORT,
+    Naming,
+)
 
 TRIGGERER_LOG_SERVER_PORT = 8794
+
+
+def pod_template_config_map_name(naming: Naming) -> str:
+    return naming.object("pod-template")
 
 
 def _http_probe(path: str, port: str, period: int, failures: int) -> ProbeArgsDict:
@@ -49,6 +73,13 @@ class Process:
     readiness: ProbeArgsDict | None = None
     startup: ProbeArgsDict | None = None
     termination_grace_period_seconds: int = 60
+    reads_dags: bool = False
+    # Launches pods (KubernetesExecutor, KubernetesPodOperator): gets a ServiceAccount token.
+    api_access: bool = False
+    extra_env: tuple[EnvVarArgsDict, ...] = ()
+    extra_mounts: tuple[VolumeMountArgsDict, ...] = ()
+    extra_volumes: tuple[VolumeArgsDict, ...] = ()
+    pod_annotations: tuple[tuple[str, str], ...] = ()
 
 
 def api_server_process(runtime: AirflowRuntime) -> Process:
@@ -70,8 +101,30 @@ def api_server_process(runtime: AirflowRuntime) -> Process:
     )
 
 
-def scheduler_process(runtime: AirflowRuntime) -> Process:
+def scheduler_process(runtime: AirflowRuntime, pod_template_checksum: str = "") -> Process:
     health = _http_probe("/health", "health", period=15, failures=5)
+    launches_pods = runtime.config.kubernetes_executor is not None
+    template = (
+        {
+            "extra_mounts": (
+                {
+                    "name": "pod-template",
+                    "mount_path": POD_TEMPLATE_PATH.rsplit("/", 1)[0],
+                    "read_only": True,
+                },
+            ),
+            "extra_volumes": (
+                {
+                    "name": "pod-template",
+                    "config_map": {"name": pod_template_config_map_name(runtime.naming)},
+                },
+            ),
+            # A changed template rolls the scheduler, which reads the file at start-up.
+            "pod_annotations": (("checksum/pod-template", pod_template_checksum),),
+        }
+        if launches_pods
+        else {}
+    )
     return Process(
         component="scheduler",
         args=("scheduler",),
@@ -82,6 +135,9 @@ def scheduler_process(runtime: AirflowRuntime) -> Process:
         ),
         liveness=health,
         startup=_http_probe("/health", "health", period=5, failures=60),
+        reads_dags=True,
+        api_access=launches_pods,
+        **template,  # type: ignore[arg-type]
     )
 
 
@@ -91,6 +147,7 @@ def dag_processor_process(runtime: AirflowRuntime) -> Process:
         args=("dag-processor",),
         ports=(),
         liveness=_job_check_probe("DagProcessorJob"),
+        reads_dags=True,
     )
 
 
@@ -100,7 +157,64 @@ def triggerer_process(runtime: AirflowRuntime) -> Process:
         args=("triggerer",),
         ports=({"name": "trigger-logs", "container_port": TRIGGERER_LOG_SERVER_PORT},),
         liveness=_job_check_probe("TriggererJob"),
+        reads_dags=True,
+        # Deferrable KubernetesPodOperator tasks watch their pods from the triggerer.
+        api_access=runtime.config.kubernetes_pod_operator.enabled,
     )
+
+
+def celery_worker_process(runtime: AirflowRuntime) -> Process:
+    celery = runtime.config.celery
+    assert celery is not None
+    ping = (
+        "exec celery --app airflow.providers.celery.executors.celery_executor.app "
+        'inspect ping -d "celery@${HOSTNAME}" --timeout 20'
+    )
+    return Process(
+        component="worker",
+        args=("celery", "worker", "--concurrency", str(celery.workers.concurrency)),
+        # The api-server fetches task logs from here while the task runs and after.
+        ports=({"name": "task-logs", "container_port": WORKER_LOG_SERVER_PORT},),
+        liveness={
+            "exec_": {"command": ["sh", "-c", ping]},
+            "initial_delay_seconds": 60,
+            "period_seconds": 60,
+            "timeout_seconds": 45,
+            "failure_threshold": 5,
+        },
+        # Warm shutdown: SIGTERM lets running tasks finish within the grace period.
+        termination_grace_period_seconds=celery.workers.termination_grace_period_seconds,
+        reads_dags=True,
+        api_access=runtime.config.kubernetes_pod_operator.enabled,
+    )
+
+
+def flower_process(runtime: AirflowRuntime) -> Process:
+    assert runtime.secrets.flower_basic_auth is not None
+    flower = runtime.config.celery.flower if runtime.config.celery else None
+    url_prefix = flower.ingress_path.rstrip("/") if flower and flower.ingress_path else ""
+    args: tuple[str, ...] = ("celery", "flower", "--port", str(FLOWER_PORT))
+    if url_prefix:
+        args += ("--url-prefix", url_prefix)
+    tcp: ProbeArgsDict = {
+        "tcp_socket": {"port": "flower"},
+        "period_seconds": 20,
+        "failure_threshold": 5,
+    }
+    return Process(
+        component="flower",
+        args=args,
+        ports=({"name": "flower", "container_port": FLOWER_PORT},),
+        liveness=tcp,
+        readiness=tcp,
+        extra_env=(
+            secret_env("AIRFLOW__CELERY__FLOWER_BASIC_AUTH", runtime.secrets.flower_basic_auth),
+        ),
+    )
+
+
+def pod_annotations(process: Process) -> dict[str, dict[str, str]]:
+    return {"annotations": dict(process.pod_annotations)} if process.pod_annotations else {}
 
 
 def process_container(
@@ -115,7 +229,14 @@ def process_container(
     if process.startup:
         extra["startup_probe"] = process.startup
     return airflow_container(
-        runtime, process.component, process.args, settings.resources, extra=extra
+        runtime,
+        process.component,
+        process.args,
+        settings.resources,
+        extra=extra,
+        extra_env=process.extra_env,
+        reads_dags=process.reads_dags,
+        extra_mounts=process.extra_mounts,
     )
 
 
@@ -132,12 +253,15 @@ def deployment_spec(
             "rolling_update": {"max_surge": 1, "max_unavailable": 0},
         },
         "template": {
-            "metadata": {"labels": labels},
+            "metadata": {"labels": labels, **pod_annotations(process)},
             "spec": airflow_pod_spec(
                 runtime,
                 runtime.naming.object(process.component),
                 [process_container(runtime, process, settings)],
                 termination_grace_period_seconds=process.termination_grace_period_seconds,
+                reads_dags=process.reads_dags,
+                api_access=process.api_access,
+                extra_volumes=process.extra_volumes,
             ),
         },
     }

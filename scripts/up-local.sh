@@ -17,7 +17,10 @@ done
 
 if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   echo "==> creating kind cluster '$CLUSTER'"
-  kind create cluster --config kind/kind-config.yaml --wait 120s
+  kind_config="$(mktemp)"
+  trap 'rm -f "$kind_config"' EXIT
+  sed "s#REPO_ROOT#$ROOT#g" kind/kind-config.yaml >"$kind_config"
+  kind create cluster --config "$kind_config" --wait 120s
 fi
 
 if [[ ! -x .venv/bin/python ]]; then

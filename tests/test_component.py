@@ -56,14 +56,15 @@ def test_stack_registers_a_complete_deployment(rendered_stack: Renderer, stack: 
     assert kinds["Namespace"] == 1
     assert kinds["Secret"] >= 2
     deployments = {r.object_name for r in rendering.of_kind("Deployment")}
-    assert deployments == {f"airflow-{process}" for process in AIRFLOW_PROCESSES}
+    extra = {"local": set(), "staging": {"worker", "flower"}, "prod": {"worker"}}[stack]
+    assert deployments == {f"airflow-{process}" for process in {*AIRFLOW_PROCESSES, *extra}}
     jobs = [r.object_name for r in rendering.of_kind("Job")]
     assert jobs[0] == "airflow-db-migrate"
     accounts = {r.object_name for r in rendering.of_kind("ServiceAccount")}
     assert {f"airflow-{p}" for p in AIRFLOW_PROCESSES} <= accounts
     assert "airflow-api-server" in {r.object_name for r in rendering.of_kind("Service")}
-    has_postgres = bool(rendering.of_kind("StatefulSet"))
-    assert has_postgres == (stack != "prod")
+    statefulsets = {r.object_name for r in rendering.of_kind("StatefulSet")}
+    assert ("airflow-postgres" in statefulsets) == (stack != "prod")
     if stack == "prod":
         secret = rendering.one("Secret", "airflow-keys")
         assert secret is not None
@@ -134,7 +135,8 @@ def test_existing_namespace_is_used_not_created() -> None:
     cluster["namespace"] = {"name": "shared-data", "create": False}
     rendering = render_stack("local", cluster=cluster)
     assert rendering.of_kind("Namespace") == []
-    assert {r.inputs["metadata"]["namespace"] for r in rendering.kubernetes} == {"shared-data"}
+    namespaced = [r for r in rendering.kubernetes if r.kind != "PersistentVolume"]
+    assert {r.inputs["metadata"]["namespace"] for r in namespaced} == {"shared-data"}
 
 
 # --- secrets -------------------------------------------------------------------------------
@@ -193,7 +195,9 @@ def test_existing_secrets_replace_generated_ones() -> None:
         "postgresPassword": {"name": "vault-airflow", "key": "postgres"},
     }
     rendering = render_stack("staging", cluster=cluster)
-    assert not [r for r in rendering.resources if r.typ.startswith("random:")]
+    generated = {r.name for r in rendering.resources if r.typ.startswith("random:")}
+    # Only the broker's own credentials remain generated.
+    assert generated == {"airflow-redis-password", "airflow-flower-password"}
     for _, container in airflow_containers(rendering):
         env = env_of(container)
         for name in SHARED_SECRET_ENV:
@@ -272,7 +276,8 @@ def test_migration_job_runs_before_workloads(stack_rendering: Rendering) -> None
     for deployment in stack_rendering.of_kind("Deployment"):
         assert migrate.urn in deployment.options["dependencies"], deployment.object_name
         init = deployment.inputs["spec"]["template"]["spec"]["initContainers"]
-        assert init[0]["args"][:2] == ["db", "check-migrations"]
+        (wait,) = [c for c in init if c["name"] == "wait-for-migrations"]
+        assert wait["args"][:2] == ["db", "check-migrations"]
 
 
 def test_migration_job_changes_exactly_when_the_version_changes() -> None:
@@ -310,8 +315,9 @@ def test_shared_environment_is_identical_in_every_airflow_container(
     shared = None
     for where, container in airflow_containers(stack_rendering):
         env = env_of(container)
-        if "AIRFLOW_ADMIN_PASSWORD" in env:
-            del env["AIRFLOW_ADMIN_PASSWORD"]
+        # Credentials only the one process that needs them gets.
+        for private in ("AIRFLOW_ADMIN_PASSWORD", "AIRFLOW__CELERY__FLOWER_BASIC_AUTH"):
+            env.pop(private, None)
         if shared is None:
             shared = env
         assert env == shared, where
@@ -320,7 +326,8 @@ def test_shared_environment_is_identical_in_every_airflow_container(
     namespace = stack_rendering.of_kind("Namespace")[0].object_name
     assert execution == f"http://airflow-api-server.{namespace}.svc.cluster.local:8080/execution/"
     assert shared["AIRFLOW__CORE__LOAD_EXAMPLES"]["value"] == "False"
-    assert shared["AIRFLOW__CORE__EXECUTOR"]["value"] == "LocalExecutor"
+    configured = cluster_config(stack_rendering.stack).get("executors", "LocalExecutor")
+    assert shared["AIRFLOW__CORE__EXECUTOR"]["value"] == configured
     assert shared["AIRFLOW__API__BASE_URL"]["value"] == stack_rendering.outputs["url"]
 
 
@@ -380,12 +387,15 @@ def test_fab_auth_creates_the_admin_in_a_job(rendered_stack: Renderer) -> None:
 def test_one_service_account_per_component_without_tokens(stack_rendering: Rendering) -> None:
     for account in stack_rendering.of_kind("ServiceAccount"):
         assert account.inputs["automountServiceAccountToken"] is False
+    launches_pods = "KubernetesExecutor" in cluster_config(stack_rendering.stack).get("executors", "")
     for resource, spec in stack_rendering.pod_specs():
-        assert spec["automountServiceAccountToken"] is False, resource.object_name
         component = resource.inputs["metadata"]["labels"]["app.kubernetes.io/component"]
+        needs_token = launches_pods and component == "scheduler"
+        assert spec["automountServiceAccountToken"] is needs_token, resource.object_name
         expected = "airflow-jobs" if resource.kind == "Job" else f"airflow-{component}"
         assert spec["serviceAccountName"] == expected
-    assert not stack_rendering.of_kind("Role") and not stack_rendering.of_kind("ClusterRole")
+    assert bool(stack_rendering.of_kind("Role")) == launches_pods
+    assert not stack_rendering.of_kind("ClusterRole")
 
 
 def test_local_exposes_a_node_port(rendered_stack: Renderer) -> None:

@@ -158,7 +158,11 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "ephemeral storage in prod-like env",
-        _set(_set(LOCAL, "environment", "staging"), "database.inCluster.storage.ephemeral", True),
+        _set(
+            _set(_set(LOCAL, "environment", "staging"), "dags", {}),
+            "database.inCluster.storage.ephemeral",
+            True,
+        ),
         "",
         "ephemeral is only allowed in the local environment",
     ),
@@ -186,6 +190,89 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "bad base URL",
         _set(LOCAL, "baseUrl", "airflow.example.com"),
         "baseUrl",
+        "should match pattern",
+    ),
+]
+
+CELERY_LOCAL = _set(LOCAL, "executors", "CeleryExecutor")
+GIT = {"delivery": "git-sync", "gitSync": {"repo": "https://x/y.git"}}
+# Executor- and DAG-delivery contradictions.
+INVALID += [
+    (
+        "hostPath DAGs outside local",
+        _set(LOCAL, "environment", "prod"),
+        "",
+        "hostPath is only allowed in the local environment",
+    ),
+    (
+        "celery settings without CeleryExecutor",
+        _set(LOCAL, "celery", {"workers": {"replicas": 2}}),
+        "",
+        "`celery` is set but CeleryExecutor is not in `executors`",
+    ),
+    (
+        "kubernetes executor settings without it",
+        _set(LOCAL, "kubernetesExecutor", {}),
+        "",
+        "`kubernetesExecutor` is set but KubernetesExecutor",
+    ),
+    (
+        "git-sync without repo",
+        _set(LOCAL, "dags", {"delivery": "git-sync", "gitSync": {"ref": "main"}}),
+        "dags.gitSync.repo",
+        "Field required",
+    ),
+    (
+        "git-sync delivery without settings",
+        _set(LOCAL, "dags", {"delivery": "git-sync"}),
+        "dags",
+        "`gitSync` (with `repo`) is missing",
+    ),
+    (
+        "gitSync settings with image delivery",
+        _set(LOCAL, "dags", {"delivery": "image", "gitSync": {"repo": "https://x/y.git"}}),
+        "dags",
+        "`gitSync` is set but delivery is 'image'",
+    ),
+    (
+        "git-sync bad period",
+        _set(LOCAL, "dags", {**GIT, "gitSync": {"repo": "https://x/y.git", "period": "often"}}),
+        "dags.gitSync.period",
+        "should match pattern",
+    ),
+    (
+        "git-sync two credentials",
+        _set(
+            LOCAL,
+            "dags",
+            {
+                **GIT,
+                "gitSync": {
+                    "repo": "https://x/y.git",
+                    "sshKeySecret": "a",
+                    "httpsCredentialsSecret": "b",
+                },
+            },
+        ),
+        "dags.gitSync",
+        "not both",
+    ),
+    (
+        "celery concurrency zero",
+        _set(CELERY_LOCAL, "celery", {"workers": {"concurrency": 0}}),
+        "celery.workers.concurrency",
+        "greater than or equal to 1",
+    ),
+    (
+        "celery unknown key",
+        _set(CELERY_LOCAL, "celery", {"workerz": {}}),
+        "celery.workerz",
+        "Extra inputs",
+    ),
+    (
+        "flower ingress path not absolute",
+        _set(CELERY_LOCAL, "celery", {"flower": {"enabled": True, "ingressPath": "flower"}}),
+        "celery.flower.ingressPath",
         "should match pattern",
     ),
 ]

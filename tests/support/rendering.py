@@ -59,6 +59,7 @@ class Rendering:
     resources: list[Resource]
     outputs: dict[str, Any]
     secret_outputs: set[str]
+    stack: str = "test"
 
     @property
     def kubernetes(self) -> list[Resource]:
@@ -139,8 +140,9 @@ class CapturingMonitor(MockMonitor):
             "delete_before_replace": bool(getattr(request, "deleteBeforeReplace", False)),
         }
         response = super().RegisterResource(request)
-        if self.capturing.resources and request.type != "pulumi:pulumi:Stack":
-            self.capturing.resources[-1].urn = response.urn
+        for resource in self.capturing.resources:
+            if (resource.typ, resource.name) == (request.type, request.name) and not resource.urn:
+                resource.urn = response.urn
         return response
 
 
@@ -231,7 +233,9 @@ def run_under_mocks(
         )
 
     run()
-    return Rendering(resources=mocks.resources, outputs=resolved, secret_outputs=secret_outputs)
+    return Rendering(
+        resources=mocks.resources, outputs=resolved, secret_outputs=secret_outputs, stack=stack
+    )
 
 
 def stack_config(stack: str) -> dict[str, Any]:
