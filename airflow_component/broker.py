@@ -11,9 +11,9 @@ from .airflow_env import (
     resource_requirements,
     secret_env,
 )
-from .config import RedisConfig
+from .config import RedisConfig, SecretKeyRef
 from .naming import REDIS_PORT, Naming
-from .secrets import PASSWORD, SecretKeyRef, redis_secret_name
+from .secrets import PASSWORD, redis_secret_name
 
 COMPONENT = "redis"
 # The official image's redis user.

@@ -12,7 +12,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from . import broker, dags, database, exposure, migrations, pod_template, rbac, workloads
+from . import (
+    availability,
+    broker,
+    dags,
+    database,
+    exposure,
+    migrations,
+    network_policies,
+    pod_template,
+    rbac,
+    workloads,
+)
 from .airflow_env import AirflowRuntime
 from .config import DNS1123_LABEL, AirflowConfig, ProcessConfig
 from .namespace import namespace_manifest
@@ -163,6 +174,22 @@ class AirflowCluster(pulumi.ComponentResource):
                 spec=exposure.ingress_spec(naming, config.ingress, config.celery),
                 opts=child,
             )
+
+        for component in availability.budgeted_components(config):
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-{component}",
+                metadata=self._metadata(naming, component),
+                spec=availability.disruption_budget_spec(naming, component),
+                opts=child,
+            )
+        if config.network_policies.enabled:
+            for policy, spec in network_policies.network_policy_specs(config, naming).items():
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-{policy}",
+                    metadata=self._metadata(naming, policy),
+                    spec=spec,
+                    opts=child,
+                )
 
         self.namespace = pulumi.Output.from_input(naming.namespace)
         self.url = pulumi.Output.from_input(runtime.base_url)

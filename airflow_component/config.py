@@ -6,6 +6,7 @@ The JSON Schema and the README's config reference are generated from these model
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -188,10 +189,22 @@ class ImageConfig(StrictModel):
     pull_secrets: list[DnsSubdomain] = Field(
         default_factory=list, description="Names of existing image pull Secrets."
     )
+    digest: Annotated[str, _matching(r"^sha256:[0-9a-f]{64}$", "a sha256 digest")] | None = Field(
+        default=None, description="Pin the image by digest (`sha256:...`) as well as tag."
+    )
+
+    @field_validator("pull_secrets")
+    @classmethod
+    def _unique_pull_secrets(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate pull secret {', '.join(duplicates)}")
+        return value
 
     @property
     def reference(self) -> str:
-        return f"{self.repository}:{self.tag}"
+        pinned = f"@{self.digest}" if self.digest else ""
+        return f"{self.repository}:{self.tag}{pinned}"
 
 
 class ProcessConfig(StrictModel):
@@ -227,6 +240,64 @@ class ApiServerConfig(ProcessConfig):
         default_factory=ServiceConfig, description="The api-server Service."
     )
     workers: int = Field(default=1, ge=1, le=16, description="Uvicorn worker processes per pod.")
+
+
+class PortSpec(StrictModel):
+    """A destination port of an extra egress rule."""
+
+    port: int = Field(ge=1, le=65535, description="Port number.")
+    protocol: Literal["TCP", "UDP", "SCTP"] = Field(default="TCP", description="Protocol.")
+
+
+def _cidr(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR (e.g. 10.0.0.0/16)") from None
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+class EgressRule(StrictModel):
+    """Extra egress for Airflow pods (e.g. a data warehouse, an object store endpoint)."""
+
+    cidrs: list[Cidr] = Field(min_length=1, description="Destination CIDRs.")
+    ports: list[PortSpec] = Field(min_length=1, description="Destination ports.")
+
+
+class NetworkPoliciesConfig(StrictModel):
+    """NetworkPolicies: default deny, then only the traffic Airflow needs."""
+
+    enabled: bool | None = Field(
+        default=None, description="Create NetworkPolicies; default true outside local."
+    )
+    ingress_controller_namespace: DnsLabel = Field(
+        default="ingress-nginx",
+        description="Namespace of the ingress controller allowed to reach the api-server.",
+    )
+    kubernetes_api_cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        description="Where the Kubernetes API is, for pods that launch pods (ports 443/6443).",
+    )
+    dag_source_cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["0.0.0.0/0"],
+        description="Where git-sync may connect (443 for https:// repos, 22 for SSH).",
+    )
+    extra_egress: list[EgressRule] = Field(
+        default_factory=list, description="Extra egress for Airflow pods."
+    )
+
+
+class AvailabilityConfig(StrictModel):
+    """Disruption budgets and spreading for processes with more than one replica."""
+
+    pod_disruption_budgets: bool = Field(
+        default=True, description="PodDisruptionBudgets (maxUnavailable 1) when replicas > 1."
+    )
+    spread_across_nodes: bool = Field(
+        default=True, description="Topology spread across nodes when replicas > 1."
+    )
 
 
 class IngressConfig(StrictModel):
@@ -566,6 +637,12 @@ class AirflowConfig(StrictModel):
         default=None, description="Requests/limits of Jobs and init containers."
     )
     ingress: IngressConfig = Field(default_factory=IngressConfig, description="Ingress.")
+    network_policies: NetworkPoliciesConfig = Field(
+        default_factory=NetworkPoliciesConfig, description="NetworkPolicies."
+    )
+    availability: AvailabilityConfig = Field(
+        default_factory=AvailabilityConfig, description="PDBs and topology spread."
+    )
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] | None = (
         Field(
             default=None,
@@ -630,6 +707,10 @@ class AirflowConfig(StrictModel):
             k8s_executor = self.kubernetes_executor or KubernetesExecutorConfig()
             updates["kubernetes_executor"] = k8s_executor.model_copy(
                 update={"worker_resources": k8s_executor.worker_resources or defaults["worker"]}
+            )
+        if self.network_policies.enabled is None:
+            updates["network_policies"] = self.network_policies.model_copy(
+                update={"enabled": self.environment != "local"}
             )
         git_sync = self.dags.git_sync
         if git_sync is not None and git_sync.resources is None:

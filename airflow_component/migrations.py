@@ -31,7 +31,7 @@ def _job_spec(
     return {
         "backoff_limit": 4,
         "template": {
-            "metadata": {"labels": runtime.naming.labels(component)},
+            "metadata": {"labels": runtime.naming.airflow_pod_labels(component)},
             "spec": airflow_pod_spec(
                 runtime,
                 runtime.naming.object("jobs"),

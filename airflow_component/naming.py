@@ -21,6 +21,9 @@ AIRFLOW_UID = 50000
 AIRFLOW_GID = 0
 
 
+AIRFLOW_PROCESS_LABEL = "airflow-k8s/airflow-process"
+
+
 @dataclass(frozen=True)
 class Naming:
     """Names of every Kubernetes object of one AirflowCluster instance."""
@@ -42,6 +45,10 @@ class Naming:
             "app.kubernetes.io/instance": self.release,
             "app.kubernetes.io/component": component,
         }
+
+    def airflow_pod_labels(self, component: str) -> dict[str, str]:
+        """Pod labels of Airflow processes: NetworkPolicies grant database access by this."""
+        return {**self.labels(component), AIRFLOW_PROCESS_LABEL: "true"}
 
     def metadata_labels(self, component: str) -> dict[str, str]:
         return {**self.labels(component), "app.kubernetes.io/managed-by": "pulumi"}

@@ -67,7 +67,7 @@ def pod_template(runtime: AirflowRuntime) -> dict[str, Any]:
         "metadata": {
             "name": "placeholder-name",
             "namespace": runtime.naming.namespace,
-            "labels": runtime.naming.labels(TASK_POD_COMPONENT),
+            "labels": runtime.naming.airflow_pod_labels(TASK_POD_COMPONENT),
         },
         "spec": to_api_case(spec),
     }

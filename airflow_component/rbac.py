@@ -27,7 +27,7 @@ POD_LAUNCHER_RULES: tuple[PolicyRuleArgsDict, ...] = (
 
 
 def service_account_components(config: AirflowConfig) -> tuple[str, ...]:
-    components = AIRFLOW_SERVICE_ACCOUNTS
+    components: tuple[str, ...] = AIRFLOW_SERVICE_ACCOUNTS
     if config.database.mode == "in-cluster":
         components += ("postgres",)
     if config.celery is not None:

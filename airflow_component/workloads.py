@@ -26,6 +26,7 @@ from .airflow_env import (
     airflow_pod_spec,
     secret_env,
 )
+from .availability import topology_spread
 from .config import ProcessConfig
 from .naming import (
     API_SERVER_PORT,
@@ -244,6 +245,17 @@ def deployment_spec(
     runtime: AirflowRuntime, process: Process, settings: ProcessConfig
 ) -> DeploymentSpecArgsDict:
     labels = runtime.naming.labels(process.component)
+    pod_spec = airflow_pod_spec(
+        runtime,
+        runtime.naming.object(process.component),
+        [process_container(runtime, process, settings)],
+        termination_grace_period_seconds=process.termination_grace_period_seconds,
+        reads_dags=process.reads_dags,
+        api_access=process.api_access,
+        extra_volumes=process.extra_volumes,
+    )
+    if settings.replicas > 1 and runtime.config.availability.spread_across_nodes:
+        pod_spec["topology_spread_constraints"] = topology_spread(runtime.naming, process.component)
     return {
         "replicas": settings.replicas,
         "selector": {"match_labels": labels},
@@ -253,15 +265,10 @@ def deployment_spec(
             "rolling_update": {"max_surge": 1, "max_unavailable": 0},
         },
         "template": {
-            "metadata": {"labels": labels, **pod_annotations(process)},
-            "spec": airflow_pod_spec(
-                runtime,
-                runtime.naming.object(process.component),
-                [process_container(runtime, process, settings)],
-                termination_grace_period_seconds=process.termination_grace_period_seconds,
-                reads_dags=process.reads_dags,
-                api_access=process.api_access,
-                extra_volumes=process.extra_volumes,
-            ),
+            "metadata": {
+                "labels": runtime.naming.airflow_pod_labels(process.component),
+                **pod_annotations(process),
+            },
+            "spec": pod_spec,
         },
     }

@@ -10,6 +10,8 @@ ROOT="$PWD"
 PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
 AIRFLOW_VENV="${AIRFLOW_E2E_VENV:-$ROOT/.venv-airflow}"
+CHECKOV_VENV="$ROOT/.venv-checkov"
+CHECKOV_VERSION=3.3.30
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -54,10 +56,21 @@ install_airflow_venv() {
     "apache-airflow[postgres,celery,cncf-kubernetes,fab,standard]==$version"
 }
 
+install_checkov_venv() {
+  # checkov pins versions of libraries pulumi also uses: it gets a venv of its own.
+  if [[ ! -x "$CHECKOV_VENV/bin/checkov" ]]; then
+    log "installing checkov in $CHECKOV_VENV"
+    "$PYTHON" -m venv "$CHECKOV_VENV"
+    "$CHECKOV_VENV/bin/pip" install -q --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+  fi
+}
+
 install_system_packages
 install_project_venv
 install_airflow_venv
+install_checkov_venv
 export AIRFLOW_E2E_VENV="$AIRFLOW_VENV"
+export CHECKOV_BIN="$CHECKOV_VENV/bin/checkov"
 
 log "ruff"
 "$VENV/bin/ruff" check .

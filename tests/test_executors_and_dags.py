@@ -1,4 +1,4 @@
-"""Executors (Local, Celery, Kubernetes, both) and DAG delivery (image, git-sync, volume, hostPath)."""
+"""Executors (Local, Celery, Kubernetes, both) and DAG delivery (image, git-sync, volume, host)."""
 
 from __future__ import annotations
 
@@ -157,11 +157,10 @@ def test_pod_template_change_rolls_only_the_scheduler() -> None:
     small = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
     large = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
     first, second = annotations(small), annotations(large)
-    changed = {
-        r.object_name
-        for r, s in zip(first.kubernetes, second.kubernetes, strict=True)
-        if r.inputs != s.inputs
-    }
+    before = {(r.kind, r.object_name): r.inputs for r in first.kubernetes}
+    after = {(r.kind, r.object_name): r.inputs for r in second.kubernetes}
+    assert before.keys() == after.keys()
+    changed = {name for (kind, name), inputs in after.items() if before[(kind, name)] != inputs}
     assert changed == {"airflow-pod-template", "airflow-scheduler"}
 
 
@@ -206,7 +205,7 @@ def dag_access(pod: dict[str, Any]) -> tuple[Any, ...]:
     return folder, mounts, volumes, sidecars, inits
 
 
-GIT_SYNC = {
+GIT_SYNC: dict[str, Any] = {
     "delivery": "git-sync",
     "gitSync": {"repo": "https://example.com/dags.git", "ref": "main", "subPath": "dags"},
 }
