@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import pulumi
 from pydantic import (
@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -604,7 +605,21 @@ class AirflowConfig(StrictModel):
     )
     namespace: NamespaceConfig = Field(default_factory=NamespaceConfig, description="Namespace.")
     image: ImageConfig = Field(default_factory=ImageConfig, description="Airflow image.")
-    executors: list[ExecutorName] = Field(
+    executors: Annotated[
+        list[ExecutorName],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "items": {"enum": list(get_args(ExecutorName))},
+                        "minItems": 1,
+                    },
+                    {"type": "string", "pattern": r"^\w+(\s*,\s*\w+)*$"},
+                ]
+            }
+        ),
+    ] = Field(
         default_factory=lambda: list[ExecutorName](["LocalExecutor"]),
         min_length=1,
         description="Executors; the first is the default. A comma-separated string is accepted.",
