@@ -8,6 +8,8 @@ processes (DB connection, Fernet key, JWT secret, API secret key, Execution API 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+import pulumi
 from dataclasses import dataclass, field
 
 from pulumi_kubernetes.core.v1 import (
@@ -49,8 +51,10 @@ class AirflowRuntime:
     config: AirflowConfig
     naming: Naming
     secrets: SecretRefs
-    # Extra env every Airflow container gets (e.g. a checksum of mounted config), set by callers.
+    # Extra env every Airflow container gets, set by callers.
     extra_env: tuple[EnvVarArgsDict, ...] = field(default=())
+    # Annotations on long-running Airflow pods: checksums of what they read once at start.
+    pod_annotations: tuple[tuple[str, pulumi.Input[str]], ...] = field(default=())
 
     @property
     def base_url(self) -> str:

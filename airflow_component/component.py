@@ -6,6 +6,7 @@ workloads → exposure. Everything here is `parent=self`; the manifests come fro
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pulumi
@@ -91,6 +92,19 @@ class AirflowCluster(pulumi.ComponentResource):
         naming = Naming.for_cluster(name, config)
         refs = secret_refs(config, naming)
         runtime = AirflowRuntime(config=config, naming=naming, secrets=refs)
+        if external_database_password is not None:
+            # Pods read the connection once at start: a new password must roll them.
+            runtime = dataclasses.replace(
+                runtime,
+                pod_annotations=(
+                    (
+                        "checksum/metadata-db",
+                        pulumi.Output.from_input(external_database_password).apply(
+                            lambda value: pod_template.checksum(f"{name}:{value}")
+                        ),
+                    ),
+                ),
+            )
 
         namespace_ready = self._namespace(naming)
         child = pulumi.ResourceOptions(parent=self, depends_on=namespace_ready)

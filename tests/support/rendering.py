@@ -162,7 +162,7 @@ class CapturingMocks(pulumi.runtime.Mocks):
                 secret_paths=secret_paths,
                 custom=bool(args.custom),
                 parent=self.pending_options.get("parent"),
-                options=dict(self.pending_options),
+                options={**self.pending_options, "provider": args.provider or ""},
             )
         )
         state = dict(args.inputs)
