@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
 import pulumi
@@ -100,11 +101,40 @@ class ComputeResources(StrictModel):
     memory: Quantity | None = Field(default=None, description="Memory quantity, e.g. `512Mi`.")
 
 
+_SUFFIXES = {
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+}  # fmt: skip
+
+
+def quantity_value(quantity: str) -> Decimal:
+    """The number a Kubernetes quantity stands for (for comparisons only)."""
+    match = re.match(r"^\+?([0-9.]+)([eE][-+]?\d+|[A-Za-z]*)$", quantity)
+    if not match:
+        raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
+    number, suffix = match.groups()
+    if suffix[:1] in {"e", "E"} and suffix[1:].lstrip("+-").isdigit():
+        return Decimal(number) * Decimal(10) ** int(suffix[1:])
+    return Decimal(number) * Decimal(_SUFFIXES[suffix])
+
+
 class Resources(StrictModel):
     """Container resource requests and limits."""
 
     requests: ComputeResources = Field(description="Guaranteed resources (scheduling).")
     limits: ComputeResources = Field(description="Hard ceiling; memory over it is OOM-killed.")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        for resource in ("cpu", "memory"):
+            request = getattr(self.requests, resource)
+            limit = getattr(self.limits, resource)
+            if request and limit and quantity_value(request) > quantity_value(limit):
+                raise ValueError(
+                    f"requests.{resource} {request} is above limits.{resource} {limit}"
+                )
+        return self
 
 
 def _resources(cpu_req: str, mem_req: str, cpu_lim: str, mem_lim: str) -> Resources:
