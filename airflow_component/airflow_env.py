@@ -8,10 +8,9 @@ processes (DB connection, Fernet key, JWT secret, API secret key, Execution API 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import pulumi
 from dataclasses import dataclass, field
 
+import pulumi
 from pulumi_kubernetes.core.v1 import (
     ContainerArgsDict,
     EnvVarArgsDict,
@@ -244,10 +243,7 @@ def pod_security_context(uid: int, gid: int, fs_group: int | None = None) -> dic
 
 
 def resource_requirements(resources: Resources) -> dict[str, dict[str, str]]:
-    return {
-        side: {k: v for k, v in getattr(resources, side).model_dump().items() if v is not None}
-        for side in ("requests", "limits")
-    }
+    return {side: getattr(resources, side).model_dump() for side in ("requests", "limits")}
 
 
 def airflow_container(

@@ -18,6 +18,8 @@ from .secrets import PASSWORD, redis_secret_name
 COMPONENT = "redis"
 # The official image's redis user.
 REDIS_UID = 999
+# A high uid (checkov CKV_K8S_40: no clash with host users); the image's own gid for data files.
+REDIS_RUN_UID = 10999
 PASSWORD_ENV = "REDIS_PASSWORD"
 
 
@@ -50,7 +52,7 @@ def redis_statefulset_spec(naming: Naming, redis: RedisConfig) -> StatefulSetSpe
             "spec": {
                 "automount_service_account_token": False,
                 "service_account_name": naming.object(COMPONENT),
-                "security_context": pod_security_context(REDIS_UID, REDIS_UID, REDIS_UID),  # type: ignore[typeddict-item]
+                "security_context": pod_security_context(REDIS_RUN_UID, REDIS_UID, REDIS_UID),  # type: ignore[typeddict-item]
                 "containers": [
                     {
                         "name": "redis",

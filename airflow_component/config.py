@@ -55,6 +55,19 @@ DnsSubdomain = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
 ]
 Quantity = Annotated[str, _matching(QUANTITY, "a Kubernetes quantity (e.g. 500m, 1, 512Mi, 20Gi)")]
+
+
+def _positive_size(value: str) -> str:
+    if quantity_value(value) <= 0:
+        raise ValueError(f"size {value!r} must be greater than zero")
+    return value
+
+
+StorageSize = Annotated[
+    str,
+    _matching(QUANTITY, "a Kubernetes quantity (e.g. 1Gi, 20Gi)"),
+    AfterValidator(_positive_size),
+]
 Hostname = Annotated[
     str,
     StringConstraints(
@@ -97,8 +110,8 @@ class SecretKeyRef(StrictModel):
 class ComputeResources(StrictModel):
     """CPU and memory for one side (requests or limits) of a container."""
 
-    cpu: Quantity | None = Field(default=None, description="CPU quantity, e.g. `250m` or `1`.")
-    memory: Quantity | None = Field(default=None, description="Memory quantity, e.g. `512Mi`.")
+    cpu: Quantity = Field(description="CPU quantity, e.g. `250m` or `1`.")
+    memory: Quantity = Field(description="Memory quantity, e.g. `512Mi`.")
 
 
 _SUFFIXES = {
@@ -130,7 +143,7 @@ class Resources(StrictModel):
         for resource in ("cpu", "memory"):
             request = getattr(self.requests, resource)
             limit = getattr(self.limits, resource)
-            if request and limit and quantity_value(request) > quantity_value(limit):
+            if quantity_value(request) > quantity_value(limit):
                 raise ValueError(
                     f"requests.{resource} {request} is above limits.{resource} {limit}"
                 )
@@ -359,7 +372,7 @@ class IngressConfig(StrictModel):
 class PostgresStorage(StrictModel):
     """The Postgres data volume."""
 
-    size: Quantity = Field(default="8Gi", description="PersistentVolumeClaim size.")
+    size: StorageSize = Field(default="8Gi", description="PersistentVolumeClaim size.")
     storage_class_name: DnsSubdomain | None = Field(
         default=None, description="StorageClass; the cluster default when unset."
     )
@@ -460,7 +473,7 @@ class ExistingSecrets(StrictModel):
 class StorageConfig(StrictModel):
     """A data volume: a claim from a StorageClass, or an emptyDir."""
 
-    size: Quantity = Field(default="1Gi", description="PersistentVolumeClaim size.")
+    size: StorageSize = Field(default="1Gi", description="PersistentVolumeClaim size.")
     storage_class_name: DnsSubdomain | None = Field(
         default=None, description="StorageClass; the cluster default when unset."
     )
@@ -558,6 +571,17 @@ class GitSyncConfig(StrictModel):
     )
     resources: Resources | None = Field(default=None, description="Requests/limits.")
 
+    @field_validator("period")
+    @classmethod
+    def _period_at_least_a_second(cls, value: str) -> str:
+        number, unit = re.match(r"^(\d+)(ms|s|m|h)$", value).groups()  # type: ignore[union-attr]
+        seconds = int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+        if seconds < 1:
+            raise ValueError(
+                f"period {value!r} is below 1s (git-sync would poll the remote flat out)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_credential(self) -> GitSyncConfig:
         if self.https_credentials_secret and self.ssh_key_secret:
@@ -569,7 +593,7 @@ class DagVolumeConfig(StrictModel):
     """DAGs on a shared volume: an existing claim, or a new ReadOnlyMany/ReadWriteMany claim."""
 
     existing_claim: DnsSubdomain | None = Field(default=None, description="Existing PVC name.")
-    size: Quantity = Field(default="1Gi", description="Size of a new claim.")
+    size: StorageSize = Field(default="1Gi", description="Size of a new claim.")
     storage_class_name: DnsSubdomain | None = Field(default=None, description="StorageClass.")
     access_mode: Literal["ReadOnlyMany", "ReadWriteMany"] = Field(
         default="ReadWriteMany", description="Access mode of a new claim."
@@ -783,6 +807,11 @@ class AirflowConfig(StrictModel):
             # Bypass __setattr__ on the frozen model: this runs once, inside validation.
             for key, value in updates.items():
                 object.__setattr__(self, key, value)
+        if self.database.mode == "external" and self.existing_secrets.postgres_password:
+            raise ValueError(
+                "existingSecrets.postgresPassword is for in-cluster Postgres; with an external "
+                "database use database.external.passwordSecret"
+            )
         if self.auth.manager == "simple" and self.existing_secrets.admin_password is not None:
             raise ValueError(
                 "existingSecrets.adminPassword needs auth.manager fab: SimpleAuthManager reads "

@@ -18,6 +18,8 @@ from .secrets import SecretRefs
 COMPONENT = "postgres"
 # The official image's postgres user; running as it directly avoids the root entrypoint path.
 POSTGRES_UID = 999
+# A high uid (checkov CKV_K8S_40: no clash with host users); the image's own gid for data files.
+POSTGRES_RUN_UID = 10999
 DATA_MOUNT = "/var/lib/postgresql/data"
 
 
@@ -48,7 +50,7 @@ def postgres_statefulset_spec(
                 "automount_service_account_token": False,
                 "service_account_name": naming.object(COMPONENT),
                 "security_context": pod_security_context(  # type: ignore[typeddict-item]
-                    POSTGRES_UID, POSTGRES_UID, POSTGRES_UID
+                    POSTGRES_RUN_UID, POSTGRES_UID, POSTGRES_UID
                 ),
                 "termination_grace_period_seconds": 60,
                 "containers": [

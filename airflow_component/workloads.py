@@ -53,14 +53,14 @@ def _http_probe(path: str, port: str, period: int, failures: int) -> ProbeArgsDi
     }
 
 
-def _job_check_probe(job_type: str) -> ProbeArgsDict:
-    """Airflow's own liveness check: this host's job heartbeat is recent."""
+def _job_check_probe(job_type: str, failures: int = 5) -> ProbeArgsDict:
+    """Airflow's own health check: this host's job heartbeat is recent."""
     return {
         "exec_": {"command": ["airflow", "jobs", "check", "--job-type", job_type, "--local"]},
         "initial_delay_seconds": 30,
         "period_seconds": 60,
         "timeout_seconds": 45,
-        "failure_threshold": 5,
+        "failure_threshold": failures,
     }
 
 
@@ -136,6 +136,7 @@ def scheduler_process(runtime: AirflowRuntime, pod_template_checksum: str = "") 
             {"name": "task-logs", "container_port": WORKER_LOG_SERVER_PORT},
         ),
         liveness=health,
+        readiness=_http_probe("/health", "health", period=10, failures=3),
         startup=_http_probe("/health", "health", period=5, failures=60),
         reads_dags=True,
         api_access=launches_pods,
@@ -149,6 +150,7 @@ def dag_processor_process(runtime: AirflowRuntime) -> Process:
         args=("dag-processor",),
         ports=(),
         liveness=_job_check_probe("DagProcessorJob"),
+        readiness=_job_check_probe("DagProcessorJob", failures=2),
         reads_dags=True,
     )
 
@@ -159,6 +161,7 @@ def triggerer_process(runtime: AirflowRuntime) -> Process:
         args=("triggerer",),
         ports=({"name": "trigger-logs", "container_port": TRIGGERER_LOG_SERVER_PORT},),
         liveness=_job_check_probe("TriggererJob"),
+        readiness=_job_check_probe("TriggererJob", failures=2),
         reads_dags=True,
         # Deferrable KubernetesPodOperator tasks watch their pods from the triggerer.
         api_access=runtime.config.kubernetes_pod_operator.enabled,
@@ -172,18 +175,20 @@ def celery_worker_process(runtime: AirflowRuntime) -> Process:
         "exec celery --app airflow.providers.celery.executors.celery_executor.app "
         'inspect ping -d "celery@${HOSTNAME}" --timeout 20'
     )
+    ping_probe: ProbeArgsDict = {
+        "exec_": {"command": ["sh", "-c", ping]},
+        "initial_delay_seconds": 60,
+        "period_seconds": 60,
+        "timeout_seconds": 45,
+        "failure_threshold": 5,
+    }
     return Process(
         component="worker",
         args=("celery", "worker", "--concurrency", str(celery.workers.concurrency)),
         # The api-server fetches task logs from here while the task runs and after.
         ports=({"name": "task-logs", "container_port": WORKER_LOG_SERVER_PORT},),
-        liveness={
-            "exec_": {"command": ["sh", "-c", ping]},
-            "initial_delay_seconds": 60,
-            "period_seconds": 60,
-            "timeout_seconds": 45,
-            "failure_threshold": 5,
-        },
+        liveness=ping_probe,
+        readiness={**ping_probe, "initial_delay_seconds": 20, "failure_threshold": 2},
         # Warm shutdown: SIGTERM lets running tasks finish within the grace period.
         termination_grace_period_seconds=celery.workers.termination_grace_period_seconds,
         reads_dags=True,

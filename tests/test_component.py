@@ -334,14 +334,17 @@ def test_shared_environment_is_identical_in_every_airflow_container(
 def test_resources_come_from_config(rendered_stack: Renderer) -> None:
     cluster = cluster_config("local")
     cluster["triggerer"] = {
-        "resources": {"requests": {"cpu": "123m", "memory": "321Mi"}, "limits": {"memory": "1Gi"}}
+        "resources": {
+            "requests": {"cpu": "123m", "memory": "321Mi"},
+            "limits": {"cpu": "2", "memory": "1Gi"},
+        }
     }
     rendering = render_stack("local", cluster=cluster)
     triggerer = rendering.one("Deployment", "airflow-triggerer")
     resources = triggerer.inputs["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources == {
         "requests": {"cpu": "123m", "memory": "321Mi"},
-        "limits": {"memory": "1Gi"},
+        "limits": {"cpu": "2", "memory": "1Gi"},
     }
 
 
@@ -387,7 +390,9 @@ def test_fab_auth_creates_the_admin_in_a_job(rendered_stack: Renderer) -> None:
 def test_one_service_account_per_component_without_tokens(stack_rendering: Rendering) -> None:
     for account in stack_rendering.of_kind("ServiceAccount"):
         assert account.inputs["automountServiceAccountToken"] is False
-    launches_pods = "KubernetesExecutor" in cluster_config(stack_rendering.stack).get("executors", "")
+    launches_pods = "KubernetesExecutor" in cluster_config(stack_rendering.stack).get(
+        "executors", ""
+    )
     for resource, spec in stack_rendering.pod_specs():
         component = resource.inputs["metadata"]["labels"]["app.kubernetes.io/component"]
         needs_token = launches_pods and component == "scheduler"

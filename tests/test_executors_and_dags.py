@@ -154,8 +154,11 @@ def test_pod_template_change_rolls_only_the_scheduler() -> None:
     def annotations(resources: dict[str, Any]) -> Rendering:
         return render("KubernetesExecutor", kubernetesExecutor={"workerResources": resources})
 
-    small = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
-    large = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}}
+    small = {
+        "requests": {"cpu": "100m", "memory": "256Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+    large = {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}}
     first, second = annotations(small), annotations(large)
     before = {(r.kind, r.object_name): r.inputs for r in first.kubernetes}
     after = {(r.kind, r.object_name): r.inputs for r in second.kubernetes}

@@ -112,6 +112,9 @@ def _unwrap(value: Any, path: str, secret_paths: list[str]) -> Any:
         return {k: _unwrap(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
     if isinstance(value, list):
         return [_unwrap(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        # The mock transport (protobuf Struct) turns every number into a float.
+        return int(value)
     return value
 
 
