@@ -114,11 +114,12 @@ class ComputeResources(StrictModel):
     memory: Quantity = Field(description="Memory quantity, e.g. `512Mi`.")
 
 
-_SUFFIXES = {
+_FACTORS: dict[str, int | str] = {
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
-    "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": 1,
+    "n": "1e-9", "u": "1e-6", "m": "1e-3", "": 1,
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
 }  # fmt: skip
+_SUFFIXES = {suffix: Decimal(factor) for suffix, factor in _FACTORS.items()}
 
 
 def quantity_value(quantity: str) -> Decimal:
@@ -129,7 +130,7 @@ def quantity_value(quantity: str) -> Decimal:
     number, suffix = match.groups()
     if suffix[:1] in {"e", "E"} and suffix[1:].lstrip("+-").isdigit():
         return Decimal(number) * Decimal(10) ** int(suffix[1:])
-    return Decimal(number) * Decimal(_SUFFIXES[suffix])
+    return Decimal(number) * _SUFFIXES[suffix]
 
 
 class Resources(StrictModel):
