@@ -2,7 +2,7 @@
 
 import pulumi
 
-from airflow_component import AirflowCluster, parse_config
+from airflow_component import AirflowCluster, declarative, parse_config
 from airflow_component.component import validate_release_name
 from airflow_component.config import CONFIG_KEY, CONFIG_NAMESPACE
 
@@ -16,6 +16,12 @@ cluster = AirflowCluster(
     release_name,
     config=cluster_config,
     external_database_password=stack_config.get_secret("externalDatabasePassword"),
+    # Connections/variables with `fromConfig: key` read secret stack config `airflow-k8s:key`.
+    secret_values={
+        key: value
+        for key in declarative.config_keys(cluster_config)
+        if (value := stack_config.get_secret(key)) is not None
+    },
 )
 
 pulumi.export("namespace", cluster.namespace)

@@ -21,6 +21,9 @@ from pulumi_kubernetes.core.v1 import (
 
 from .config import AirflowConfig, Resources, SecretKeyRef
 from .dags import dag_mounts, dag_volumes, dags_folder, git_sync_init_containers, git_sync_sidecars
+from .declarative import declared_env
+from .fernet import fernet_env
+from .metrics import metrics_env
 from .naming import (
     AIRFLOW_GID,
     AIRFLOW_HOME,
@@ -111,7 +114,7 @@ def airflow_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
     config, secrets = runtime.config, runtime.secrets
     env: list[EnvVarArgsDict] = [
         *metadata_connection_env(secrets, config, runtime.naming),
-        secret_env("AIRFLOW__CORE__FERNET_KEY", secrets.fernet_key),
+        *fernet_env(config, secrets.fernet_key),
         secret_env("AIRFLOW__API_AUTH__JWT_SECRET", secrets.jwt_secret),
         secret_env("AIRFLOW__API__SECRET_KEY", secrets.api_secret_key),
         plain_env("AIRFLOW__CORE__EXECUTOR", config.executor_setting),
@@ -135,8 +138,27 @@ def airflow_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", SIMPLE_AUTH_PASSWORDS_PATH
             ),
         ]
+    env.append(plain_env("AIRFLOW__CORE__PARALLELISM", str(config.parallelism)))
     env += celery_env(runtime) + kubernetes_executor_env(runtime)
+    env += metrics_env(config, runtime.naming) + remote_logging_env(config)
+    env += declared_env(config, runtime.naming)
     env += list(runtime.extra_env)
+    return env
+
+
+def remote_logging_env(config: AirflowConfig) -> list[EnvVarArgsDict]:
+    remote = config.logging.remote
+    if remote is None:
+        return []
+    env = [
+        plain_env("AIRFLOW__LOGGING__REMOTE_LOGGING", "True"),
+        plain_env("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", remote.base_folder),
+        plain_env("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", remote.connection_id),
+    ]
+    if remote.connection_secret is not None:
+        env.append(
+            secret_env(f"AIRFLOW_CONN_{remote.connection_id.upper()}", remote.connection_secret)
+        )
     return env
 
 
@@ -186,8 +208,20 @@ def _writable_dir(name: str) -> VolumeArgsDict:
     return {"name": name, "empty_dir": {"size_limit": "1Gi"}}
 
 
+def logs_claim_name(naming: Naming) -> str:
+    return naming.object("logs")
+
+
 def airflow_volumes(runtime: AirflowRuntime) -> list[VolumeArgsDict]:
-    volumes: list[VolumeArgsDict] = [_writable_dir("logs"), _writable_dir("tmp")]
+    logs: VolumeArgsDict = (
+        {
+            "name": "logs",
+            "persistent_volume_claim": {"claim_name": logs_claim_name(runtime.naming)},
+        }
+        if runtime.config.logging.volume is not None
+        else _writable_dir("logs")
+    )
+    volumes: list[VolumeArgsDict] = [logs, _writable_dir("tmp")]
     if runtime.config.auth.manager == "simple":
         ref = runtime.secrets.simple_auth_passwords
         volumes.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pulumi_kubernetes.core.v1 import TopologySpreadConstraintArgsDict
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudgetSpecArgsDict
 
+from .autoscaling import effective_min_replicas
 from .config import AirflowConfig
 from .naming import Naming
 
@@ -29,14 +30,9 @@ def topology_spread(naming: Naming, component: str) -> list[TopologySpreadConstr
     ]
 
 
-def replicas_of(config: AirflowConfig, component: str) -> int:
-    if component == "worker":
-        return config.celery.workers.replicas if config.celery else 0
-    process = {"api-server": config.api_server, "scheduler": config.scheduler}[component]
-    return process.replicas
-
-
 def budgeted_components(config: AirflowConfig) -> list[str]:
+    """A budget only where the fewest replicas (autoscaled or not) is above one: a budget on a
+    single pod would block node drains."""
     if not config.availability.pod_disruption_budgets:
         return []
-    return [c for c in GUARDED_COMPONENTS if replicas_of(config, c) > 1]
+    return [c for c in GUARDED_COMPONENTS if effective_min_replicas(config, c) > 1]

@@ -8,25 +8,33 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from . import (
+    autoscaling,
     availability,
+    backups,
     broker,
     dags,
     database,
+    declarative,
     exposure,
+    fernet,
+    housekeeping,
+    metrics,
     migrations,
     network_policies,
+    pgbouncer,
     pod_template,
     rbac,
     workloads,
 )
 from .airflow_env import AirflowRuntime
-from .config import DNS1123_LABEL, AirflowConfig, ProcessConfig
+from .config import CONFIG_NAMESPACE, DNS1123_LABEL, AirflowConfig, ProcessConfig
 from .namespace import namespace_manifest
 from .naming import Naming
 from .secrets import (
@@ -37,6 +45,7 @@ from .secrets import (
     FLOWER_BASIC_AUTH,
     GENERATED,
     JWT_SECRET,
+    KEDA_CONNECTION,
     PASSWORD,
     POSTGRES_PASSWORD_SPECIALS,
     RESULT_BACKEND,
@@ -83,28 +92,37 @@ class AirflowCluster(pulumi.ComponentResource):
         config: AirflowConfig,
         external_database_password: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        secret_values: Mapping[str, pulumi.Input[str]] | None = None,
     ) -> None:
+        """`secret_values`: values of the `fromConfig` keys of connections and variables."""
         validate_release_name(name)
         _check_external_password(config, external_database_password)
+        secret_values = dict(secret_values or {})
+        missing = sorted(declarative.config_keys(config) - secret_values.keys())
+        if missing:
+            raise pulumi.RunError(
+                f"{CONFIG_NAMESPACE}:{missing[0]}: connections/variables read this secret stack "
+                f"config key, but it is not set (pulumi config set --secret {missing[0]} ...)"
+            )
         super().__init__(TYPE_TOKEN, name, None, opts)
         self._name = name
         self._config = config
         naming = Naming.for_cluster(name, config)
         refs = secret_refs(config, naming)
         runtime = AirflowRuntime(config=config, naming=naming, secrets=refs)
+        # Pods read these once at start: a changed value must roll them.
+        rolled_by: dict[str, pulumi.Input[str]] = {}
         if external_database_password is not None:
-            # Pods read the connection once at start: a new password must roll them.
-            runtime = dataclasses.replace(
-                runtime,
-                pod_annotations=(
-                    (
-                        "checksum/metadata-db",
-                        pulumi.Output.from_input(external_database_password).apply(
-                            lambda value: pod_template.checksum(f"{name}:{value}")
-                        ),
-                    ),
-                ),
-            )
+            rolled_by["checksum/metadata-db"] = pulumi.Output.from_input(
+                external_database_password
+            ).apply(lambda value: pod_template.checksum(f"{name}:{value}"))
+        declared = declarative.declared_secret_data(config, dict(secret_values))
+        if declared:
+            rolled_by["checksum/declared"] = pulumi.Output.all(
+                *[pulumi.Output.from_input(v) for v in declared.values()]  # type: ignore[arg-type]
+            ).apply(lambda values: pod_template.checksum(f"{name}:{sorted(declared)}:{values}"))
+        if rolled_by:
+            runtime = dataclasses.replace(runtime, pod_annotations=tuple(rolled_by.items()))
 
         namespace_ready = self._namespace(naming)
         child = pulumi.ResourceOptions(parent=self, depends_on=namespace_ready)
@@ -189,6 +207,7 @@ class AirflowCluster(pulumi.ComponentResource):
                 opts=child,
             )
 
+        self._operations(runtime, child, after_migrations, declared)
         for component in availability.budgeted_components(config):
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-{component}",
@@ -217,6 +236,218 @@ class AirflowCluster(pulumi.ComponentResource):
                 "adminPassword": self.admin_password,
             }
         )
+
+    def _operations(
+        self,
+        runtime: AirflowRuntime,
+        child: pulumi.ResourceOptions,
+        after_migrations: pulumi.ResourceOptions,
+        declared: Mapping[str, object],
+    ) -> None:
+        """Production features: metrics, housekeeping, pools, Fernet rotation, PgBouncer,
+        autoscaling, backups, logs volume, declared connections/variables."""
+        config, naming, name = self._config, runtime.naming, self._name
+        if declared:
+            self._store(
+                naming,
+                declarative.declared_secret_name(naming),
+                "declared",
+                declared,  # type: ignore[arg-type]
+                child,
+            )
+        if config.metrics.enabled:
+            k8s.core.v1.ServiceAccount(
+                f"{name}-{metrics.COMPONENT}",
+                opts=child,
+                **rbac.service_account_manifest(naming, metrics.COMPONENT),
+            )
+            k8s.core.v1.ConfigMap(
+                f"{name}-{metrics.COMPONENT}",
+                metadata=self._metadata(naming, metrics.COMPONENT),
+                data={metrics.MAPPING_FILE: metrics.MAPPINGS},
+                opts=child,
+            )
+            k8s.apps.v1.Deployment(
+                f"{name}-{metrics.COMPONENT}",
+                metadata=self._metadata(naming, metrics.COMPONENT),
+                spec=metrics.exporter_deployment_spec(
+                    config, naming, pod_template.checksum(metrics.MAPPINGS)
+                ),
+                opts=child,
+            )
+            k8s.core.v1.Service(
+                f"{name}-{metrics.COMPONENT}",
+                metadata={
+                    **self._metadata(naming, metrics.COMPONENT),
+                    "annotations": metrics.scrape_annotations(),
+                },
+                spec=metrics.exporter_service_spec(naming),
+                opts=child,
+            )
+            if config.metrics.service_monitor:
+                k8s.apiextensions.CustomResource(
+                    f"{name}-{metrics.COMPONENT}",
+                    api_version="monitoring.coreos.com/v1",
+                    kind="ServiceMonitor",
+                    metadata=self._metadata(naming, metrics.COMPONENT),
+                    spec=metrics.service_monitor_spec(naming),
+                    opts=child,
+                )
+        for component, cron_spec in (
+            (housekeeping.DB_CLEAN, housekeeping.db_clean_spec(runtime)),
+            (housekeeping.POD_CLEANUP, housekeeping.pod_cleanup_spec(runtime)),
+        ):
+            if cron_spec is None:
+                continue
+            k8s.core.v1.ServiceAccount(
+                f"{name}-{component}",
+                opts=child,
+                **rbac.service_account_manifest(naming, component),
+            )
+            k8s.batch.v1.CronJob(
+                f"{name}-{component}",
+                metadata=self._metadata(naming, component),
+                spec=cron_spec,
+                opts=after_migrations,
+            )
+        if config.pools:
+            pools_map = k8s.core.v1.ConfigMap(
+                f"{name}-{declarative.POOLS_COMPONENT}",
+                metadata=self._metadata(naming, declarative.POOLS_COMPONENT),
+                data={declarative.POOLS_FILE: declarative.pools_json(config)},
+                opts=child,
+            )
+            k8s.batch.v1.Job(
+                f"{name}-{declarative.POOLS_COMPONENT}",
+                metadata={
+                    **self._metadata(naming, declarative.POOLS_COMPONENT, job=True),
+                    "name": declarative.pools_job_name(naming, config),
+                },
+                spec=declarative.pools_job_spec(runtime),
+                opts=pulumi.ResourceOptions.merge(
+                    after_migrations, pulumi.ResourceOptions(depends_on=[pools_map])
+                ),
+            )
+        if config.fernet.previous_keys:
+            checksum = fernet.rotation_checksum(config, runtime.secrets.fernet_key)
+            k8s.batch.v1.Job(
+                f"{name}-{fernet.ROTATE_COMPONENT}",
+                metadata={
+                    **self._metadata(naming, fernet.ROTATE_COMPONENT, job=True),
+                    "name": naming.object(f"{fernet.ROTATE_COMPONENT}-{checksum}"),
+                },
+                spec=fernet.rotate_job_spec(runtime),
+                opts=after_migrations,
+            )
+        if config.autoscaling.api_server.enabled:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-api-server",
+                metadata=self._metadata(naming, "api-server"),
+                spec=autoscaling.api_server_hpa_spec(config, naming),
+                opts=child,
+            )
+        if config.autoscaling.celery_workers.enabled:
+            k8s.apiextensions.CustomResource(
+                f"{name}-keda-postgres",
+                api_version="keda.sh/v1alpha1",
+                kind="TriggerAuthentication",
+                metadata=self._metadata(naming, "keda-postgres"),
+                spec=autoscaling.keda_trigger_authentication_spec(metadata_secret_name(naming)),
+                opts=child,
+            )
+            k8s.apiextensions.CustomResource(
+                f"{name}-worker",
+                api_version="keda.sh/v1alpha1",
+                kind="ScaledObject",
+                metadata=self._metadata(naming, "worker"),
+                spec=autoscaling.worker_scaled_object_spec(config, naming),
+                opts=after_migrations,
+            )
+        if config.logging.volume is not None:
+            claim: dict[str, object] = {
+                "access_modes": ["ReadWriteMany"],
+                "resources": {"requests": {"storage": config.logging.volume.size}},
+            }
+            if config.logging.volume.storage_class_name:
+                claim["storage_class_name"] = config.logging.volume.storage_class_name
+            k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-logs",
+                metadata={
+                    **self._metadata(naming, "logs"),
+                    "annotations": {"pulumi.com/skipAwait": "true"},
+                },
+                spec=claim,
+                opts=child,
+            )
+        if config.backups.enabled:
+            claim = {
+                "access_modes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": config.backups.size}},
+            }
+            if config.backups.storage_class_name:
+                claim["storage_class_name"] = config.backups.storage_class_name
+            protect = bool(config.database.in_cluster.protect)
+            k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-backups",
+                metadata={
+                    **self._metadata(naming, "backups"),
+                    "annotations": {"pulumi.com/skipAwait": "true"},
+                },
+                spec=claim,
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(protect=protect, retain_on_delete=protect)
+                ),
+            )
+            k8s.core.v1.ServiceAccount(
+                f"{name}-{backups.COMPONENT}",
+                opts=child,
+                **rbac.service_account_manifest(naming, backups.COMPONENT),
+            )
+            k8s.batch.v1.CronJob(
+                f"{name}-{backups.COMPONENT}",
+                metadata=self._metadata(naming, backups.COMPONENT),
+                spec=backups.backup_cron_job_spec(config, naming, runtime.secrets),
+                opts=child,
+            )
+
+    def _pgbouncer(
+        self, naming: Naming, opts: pulumi.ResourceOptions, password: pulumi.Output[str]
+    ) -> list[pulumi.Resource]:
+        config = self._config
+        ini = pgbouncer.pgbouncer_ini(config, naming)
+        user = config.database.in_cluster.user
+        users = password.apply(lambda value: pgbouncer.userlist(user, value))
+        secret = k8s.core.v1.Secret(
+            f"{self._name}-{pgbouncer.COMPONENT}",
+            opts=opts,
+            **secret_manifest(
+                naming,
+                naming.object(pgbouncer.COMPONENT),
+                pgbouncer.COMPONENT,
+                {"pgbouncer.ini": ini, "userlist.txt": users},
+            ),
+        )
+        account = k8s.core.v1.ServiceAccount(
+            f"{self._name}-{pgbouncer.COMPONENT}",
+            opts=opts,
+            **rbac.service_account_manifest(naming, pgbouncer.COMPONENT),
+        )
+        service = k8s.core.v1.Service(
+            f"{self._name}-{pgbouncer.COMPONENT}",
+            metadata=self._metadata(naming, pgbouncer.COMPONENT),
+            spec=pgbouncer.service_spec(naming),
+            opts=opts,
+        )
+        checksum = users.apply(lambda text: pod_template.checksum(ini + text))
+        deployment = k8s.apps.v1.Deployment(
+            f"{self._name}-{pgbouncer.COMPONENT}",
+            metadata=self._metadata(naming, pgbouncer.COMPONENT),
+            spec=pgbouncer.deployment_spec(config, naming, checksum),
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=[secret, account])
+            ),
+        )
+        return [service, deployment]
 
     def _metadata(self, naming: Naming, component: str, job: bool = False) -> dict[str, object]:
         metadata: dict[str, object] = {
@@ -262,6 +493,7 @@ class AirflowCluster(pulumi.ComponentResource):
         config = self._config
         existing = config.existing_secrets
         self._secret_resources: list[pulumi.Resource] = []
+        self._postgres_password: pulumi.Output[str] | None = None
 
         keys: dict[str, pulumi.Input[str]] = {}
         if existing.fernet_key is None:
@@ -289,6 +521,7 @@ class AirflowCluster(pulumi.ComponentResource):
                 # while the volume survives locks Airflow out, so both share Postgres' guard.
                 protect = bool(config.database.in_cluster.protect)
                 database_password = self._password("postgres-password", protect=protect)
+                self._postgres_password = database_password
                 self._store(
                     naming,
                     postgres_secret_name(naming),
@@ -305,6 +538,11 @@ class AirflowCluster(pulumi.ComponentResource):
             metadata: dict[str, pulumi.Input[str]] = {CONNECTION: url}
             if config.celery is not None:
                 metadata[RESULT_BACKEND] = url.apply(lambda value: f"db+{value}")
+            if config.autoscaling.celery_workers.enabled:
+                # KEDA's postgresql scaler takes a libpq URL, not SQLAlchemy's.
+                metadata[KEDA_CONNECTION] = url.apply(
+                    lambda value: value.replace("postgresql+psycopg2://", "postgresql://", 1)
+                )
             self._store(naming, metadata_secret_name(naming), "metadata-db", metadata, opts)
         if config.celery is not None:
             redis_password = self._password("redis-password")
@@ -458,7 +696,11 @@ class AirflowCluster(pulumi.ComponentResource):
                 guarded, pulumi.ResourceOptions(depends_on=self._secret_resources)
             ),
         )
-        return [service, statefulset]
+        ready: list[pulumi.Resource] = [service, statefulset]
+        if config.pgbouncer.enabled:
+            assert self._postgres_password is not None
+            ready += self._pgbouncer(naming, opts, self._postgres_password)
+        return ready
 
 
 def _check_external_password(config: AirflowConfig, password: pulumi.Input[str] | None) -> None:

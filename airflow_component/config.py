@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from .cron import validate_cron
 from .versions import AIRFLOW_IMAGE_REPOSITORY, AIRFLOW_VERSION, POSTGRES_IMAGE
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -84,6 +85,9 @@ IMPLEMENTED_EXECUTORS: frozenset[str] = frozenset(
 )
 GIT_SYNC_IMAGE = "registry.k8s.io/git-sync/git-sync:v4.4.2"
 REDIS_IMAGE = "redis:7.4.6"
+STATSD_EXPORTER_IMAGE = "prom/statsd-exporter:v0.28.0"
+# CloudNativePG's PgBouncer image: maintained, non-root, plain pgbouncer binary.
+PGBOUNCER_IMAGE = "ghcr.io/cloudnative-pg/pgbouncer:1.24.1"
 
 
 class StrictModel(BaseModel):
@@ -644,6 +648,215 @@ class DagsConfig(StrictModel):
         return self
 
 
+Cron = Annotated[str, AfterValidator(validate_cron)]
+AirflowIdentifier = Annotated[
+    str, _matching(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$", "an Airflow id (letters, digits, _ . -)")
+]
+ConfigKeyName = Annotated[
+    str, _matching(r"^[A-Za-z][A-Za-z0-9_]{0,127}$", "a stack config key name (e.g. warehouseUri)")
+]
+
+
+class DbCleanConfig(StrictModel):
+    """`airflow db clean` on a schedule: keeps the metadata database small."""
+
+    enabled: bool = Field(default=True, description="Run the CronJob.")
+    schedule: Cron = Field(default="0 3 * * *", description="Cron schedule (UTC).")
+    retention_days: int = Field(default=90, ge=1, le=3650, description="Keep this many days.")
+
+
+class PodCleanupConfig(StrictModel):
+    """Delete finished KubernetesExecutor pods (`airflow kubernetes cleanup-pods`)."""
+
+    enabled: bool = Field(default=True, description="Run the CronJob (KubernetesExecutor only).")
+    schedule: Cron = Field(default="*/15 * * * *", description="Cron schedule (UTC).")
+
+
+class HousekeepingConfig(StrictModel):
+    """Scheduled maintenance Jobs."""
+
+    db_clean: DbCleanConfig = Field(default_factory=DbCleanConfig, description="DB cleanup.")
+    cleanup_pods: PodCleanupConfig = Field(
+        default_factory=PodCleanupConfig, description="Finished task pod cleanup."
+    )
+
+
+class MetricsConfig(StrictModel):
+    """statsd metrics, exported to Prometheus by a statsd-exporter."""
+
+    enabled: bool | None = Field(
+        default=None,
+        description="Deploy the exporter and send metrics; default true outside local.",
+    )
+    image: NonEmpty = Field(default=STATSD_EXPORTER_IMAGE, description="statsd-exporter image.")
+    service_monitor: bool = Field(
+        default=False,
+        description="Also create a Prometheus Operator ServiceMonitor (needs its CRD).",
+    )
+    prometheus_namespace: DnsLabel = Field(
+        default="monitoring", description="Namespace Prometheus scrapes from (NetworkPolicy)."
+    )
+    resources: Resources | None = Field(default=None, description="Requests/limits.")
+
+
+class RemoteLoggingConfig(StrictModel):
+    """Task logs in S3 or GCS."""
+
+    base_folder: Annotated[
+        str, _matching(r"^(s3|gs)://[a-z0-9][a-z0-9.-]{1,62}(/\S*)?$", "an s3:// or gs:// URL")
+    ] = Field(description="Bucket and prefix, e.g. s3://company-airflow-logs/prod.")
+    connection_id: AirflowIdentifier = Field(
+        default="remote_logs", description="Airflow connection used to write logs."
+    )
+    connection_secret: SecretKeyRef | None = Field(
+        default=None,
+        description="Existing Secret holding the connection URI; unset: the pod's cloud identity.",
+    )
+    service_account_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations for IRSA / Workload Identity on the Airflow ServiceAccounts.",
+    )
+
+
+class LogsVolumeConfig(StrictModel):
+    """A ReadWriteMany claim shared by every process that writes or serves task logs."""
+
+    size: StorageSize = Field(default="20Gi", description="Claim size.")
+    storage_class_name: DnsSubdomain | None = Field(
+        default=None, description="A StorageClass that supports ReadWriteMany."
+    )
+
+
+class LoggingConfig(StrictModel):
+    """Where task logs live beyond the pod that wrote them."""
+
+    remote: RemoteLoggingConfig | None = Field(default=None, description="S3/GCS logging.")
+    volume: LogsVolumeConfig | None = Field(default=None, description="Shared logs claim.")
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> LoggingConfig:
+        if self.remote and self.volume:
+            raise ValueError("choose `remote` or `volume` for task logs, not both")
+        return self
+
+
+class ConnectionConfig(StrictModel):
+    """An Airflow connection (URI or JSON), delivered as `AIRFLOW_CONN_<ID>` from a Secret."""
+
+    secret: SecretKeyRef | None = Field(default=None, description="Existing Secret with the URI.")
+    from_config: ConfigKeyName | None = Field(
+        default=None, description="Secret stack config key holding the URI (airflow-k8s:<key>)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ConnectionConfig:
+        if (self.secret is None) == (self.from_config is None):
+            raise ValueError("set exactly one of `secret` and `fromConfig`")
+        return self
+
+
+class VariableConfig(StrictModel):
+    """An Airflow Variable, delivered as `AIRFLOW_VAR_<KEY>` from a Secret."""
+
+    value: str | None = Field(default=None, description="Literal value (not for secrets).")
+    secret: SecretKeyRef | None = Field(default=None, description="Existing Secret.")
+    from_config: ConfigKeyName | None = Field(
+        default=None, description="Secret stack config key (airflow-k8s:<key>)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VariableConfig:
+        sources = [s for s in (self.value, self.secret, self.from_config) if s is not None]
+        if len(sources) != 1:
+            raise ValueError("set exactly one of `value`, `secret` and `fromConfig`")
+        return self
+
+
+class PoolConfig(StrictModel):
+    """An Airflow pool, applied by a Job that re-runs when pools change."""
+
+    slots: int = Field(ge=0, le=100000, description="Slots.")
+    description: str = Field(default="", description="Description shown in the UI.")
+    include_deferred: bool = Field(default=False, description="Count deferred tasks.")
+
+
+class FernetConfig(StrictModel):
+    """Fernet key rotation (see the README's procedure)."""
+
+    generation: int = Field(
+        default=1, ge=1, description="Bump to generate a new key (the old one must be listed)."
+    )
+    previous_keys: list[SecretKeyRef] = Field(
+        default_factory=list,
+        description="Old keys still accepted for decryption; a rotate Job re-encrypts with the new.",
+    )
+
+
+class PgBouncerConfig(StrictModel):
+    """PgBouncer between Airflow and in-cluster Postgres."""
+
+    enabled: bool | None = Field(
+        default=None, description="Deploy PgBouncer; default true in prod with in-cluster Postgres."
+    )
+    image: NonEmpty = Field(default=PGBOUNCER_IMAGE, description="PgBouncer image.")
+    max_client_connections: int = Field(
+        default=1000, ge=10, le=100000, description="max_client_conn."
+    )
+    resources: Resources | None = Field(default=None, description="Requests/limits.")
+
+
+class ApiServerAutoscaling(StrictModel):
+    """HorizontalPodAutoscaler for the api-server."""
+
+    enabled: bool = Field(default=False, description="Create the HPA.")
+    min_replicas: int = Field(default=2, ge=1, le=100, description="Lower bound.")
+    max_replicas: int = Field(default=6, ge=1, le=100, description="Upper bound.")
+    target_cpu_percent: int = Field(default=70, ge=10, le=100, description="CPU target.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ApiServerAutoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas is above maxReplicas")
+        return self
+
+
+class WorkerAutoscaling(StrictModel):
+    """KEDA ScaledObject for Celery workers (needs KEDA installed)."""
+
+    enabled: bool = Field(default=False, description="Create the ScaledObject.")
+    min_replicas: int = Field(default=1, ge=0, le=1000, description="Lower bound.")
+    max_replicas: int = Field(default=10, ge=1, le=1000, description="Upper bound.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> WorkerAutoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("minReplicas is above maxReplicas")
+        return self
+
+
+class AutoscalingConfig(StrictModel):
+    """Autoscaling of the api-server (HPA) and Celery workers (KEDA)."""
+
+    api_server: ApiServerAutoscaling = Field(
+        default_factory=ApiServerAutoscaling, description="api-server HPA."
+    )
+    celery_workers: WorkerAutoscaling = Field(
+        default_factory=WorkerAutoscaling, description="Celery worker KEDA ScaledObject."
+    )
+
+
+class BackupsConfig(StrictModel):
+    """pg_dump of in-cluster Postgres on a schedule, into a volume claim."""
+
+    enabled: bool | None = Field(
+        default=None, description="Run backups; default true for in-cluster Postgres outside local."
+    )
+    schedule: Cron = Field(default="0 2 * * *", description="Cron schedule (UTC).")
+    keep: int = Field(default=7, ge=1, le=365, description="Dumps kept.")
+    size: StorageSize = Field(default="20Gi", description="Backup claim size.")
+    storage_class_name: DnsSubdomain | None = Field(default=None, description="StorageClass.")
+
+
 class MigrationsConfig(StrictModel):
     """The schema migration Job and the wait in every Airflow pod."""
 
@@ -710,6 +923,29 @@ class AirflowConfig(StrictModel):
     network_policies: NetworkPoliciesConfig = Field(
         default_factory=NetworkPoliciesConfig, description="NetworkPolicies."
     )
+    parallelism: int = Field(
+        default=32, ge=1, le=10000, description="[core] parallelism: task slots per scheduler."
+    )
+    housekeeping: HousekeepingConfig = Field(
+        default_factory=HousekeepingConfig, description="Scheduled maintenance."
+    )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Task logs.")
+    connections: dict[AirflowIdentifier, ConnectionConfig] = Field(
+        default_factory=dict, description="Airflow connections by id."
+    )
+    variables: dict[AirflowIdentifier, VariableConfig] = Field(
+        default_factory=dict, description="Airflow Variables by key."
+    )
+    pools: dict[AirflowIdentifier, PoolConfig] = Field(
+        default_factory=dict, description="Airflow pools by name."
+    )
+    fernet: FernetConfig = Field(default_factory=FernetConfig, description="Fernet rotation.")
+    pgbouncer: PgBouncerConfig = Field(default_factory=PgBouncerConfig, description="PgBouncer.")
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig, description="Autoscaling."
+    )
+    backups: BackupsConfig = Field(default_factory=BackupsConfig, description="Postgres backups.")
     availability: AvailabilityConfig = Field(
         default_factory=AvailabilityConfig, description="PDBs and topology spread."
     )
@@ -778,6 +1014,29 @@ class AirflowConfig(StrictModel):
             updates["kubernetes_executor"] = k8s_executor.model_copy(
                 update={"worker_resources": k8s_executor.worker_resources or defaults["worker"]}
             )
+        in_cluster = self.database.mode == "in-cluster"
+        if self.metrics.enabled is None or self.metrics.resources is None:
+            updates["metrics"] = self.metrics.model_copy(
+                update={
+                    "enabled": self.environment != "local"
+                    if self.metrics.enabled is None
+                    else self.metrics.enabled,
+                    "resources": self.metrics.resources or defaults["redis"],
+                }
+            )
+        if self.pgbouncer.enabled is None or self.pgbouncer.resources is None:
+            updates["pgbouncer"] = self.pgbouncer.model_copy(
+                update={
+                    "enabled": (self.environment == "prod" and in_cluster)
+                    if self.pgbouncer.enabled is None
+                    else self.pgbouncer.enabled,
+                    "resources": self.pgbouncer.resources or defaults["redis"],
+                }
+            )
+        if self.backups.enabled is None:
+            updates["backups"] = self.backups.model_copy(
+                update={"enabled": in_cluster and self.environment != "local"}
+            )
         if self.network_policies.enabled is None:
             updates["network_policies"] = self.network_policies.model_copy(
                 update={"enabled": self.environment != "local"}
@@ -808,6 +1067,18 @@ class AirflowConfig(StrictModel):
             # Bypass __setattr__ on the frozen model: this runs once, inside validation.
             for key, value in updates.items():
                 object.__setattr__(self, key, value)
+        if self.pgbouncer.enabled and self.database.mode != "in-cluster":
+            raise ValueError(
+                "pgbouncer is for in-cluster Postgres (put it next to an external one)"
+            )
+        if self.pgbouncer.enabled and self.existing_secrets.postgres_password:
+            raise ValueError(
+                "pgbouncer needs the generated Postgres password (existingSecrets.postgresPassword)"
+            )
+        if self.backups.enabled and self.database.mode != "in-cluster":
+            raise ValueError("backups are for in-cluster Postgres; back up an external one there")
+        if self.autoscaling.celery_workers.enabled and self.celery is None:
+            raise ValueError("autoscaling.celeryWorkers needs CeleryExecutor in `executors`")
         if self.database.mode == "external" and self.existing_secrets.postgres_password:
             raise ValueError(
                 "existingSecrets.postgresPassword is for in-cluster Postgres; with an external "

@@ -9,8 +9,10 @@ from pulumi_kubernetes.networking.v1 import (
 )
 
 from .config import AirflowConfig
+from .metrics import METRICS_PORT, STATSD_PORT
 from .naming import (
     AIRFLOW_PROCESS_LABEL,
+    PGBOUNCER_PORT,
     API_SERVER_PORT,
     FLOWER_PORT,
     POSTGRES_PORT,
@@ -178,6 +180,44 @@ def network_policy_specs(
         "policy_types": ["Egress"],
         "egress": egress_to,  # type: ignore[typeddict-item]
     }
+    if config.metrics.enabled:
+        specs["statsd"] = {
+            "pod_selector": _component(naming, "statsd")["pod_selector"],
+            "policy_types": ["Ingress"],
+            "ingress": [
+                {"from": [airflow], "ports": [{"protocol": "UDP", "port": STATSD_PORT}]},
+                {
+                    "from": [_namespace(config.metrics.prometheus_namespace)],
+                    "ports": _tcp(METRICS_PORT),
+                },
+            ],
+        }
+        egress_to.append(
+            {
+                "to": [_component(naming, "statsd")],
+                "ports": [{"protocol": "UDP", "port": STATSD_PORT}],
+            }
+        )
+    if config.pgbouncer.enabled:
+        specs["pgbouncer"] = {
+            "pod_selector": _component(naming, "pgbouncer")["pod_selector"],
+            "policy_types": ["Ingress", "Egress"],
+            "ingress": [{"from": [airflow], "ports": _tcp(PGBOUNCER_PORT)}],
+            "egress": [{"to": [_component(naming, "postgres")], "ports": _tcp(POSTGRES_PORT)}],
+        }
+        egress_to.append({"to": [_component(naming, "pgbouncer")], "ports": _tcp(PGBOUNCER_PORT)})
+    database_clients = [airflow]
+    if config.pgbouncer.enabled:
+        database_clients.append(_component(naming, "pgbouncer"))
+    if config.backups.enabled:
+        database_clients.append(_component(naming, "backup"))
+        specs["backup"] = {
+            "pod_selector": _component(naming, "backup")["pod_selector"],
+            "policy_types": ["Egress"],
+            "egress": [{"to": [_component(naming, "postgres")], "ports": _tcp(POSTGRES_PORT)}],
+        }
+    if "postgres" in specs:
+        specs["postgres"]["ingress"] = [{"from": database_clients, "ports": _tcp(POSTGRES_PORT)}]
     launchers = pod_launchers(config)
     if launchers:
         specs["kubernetes-api"] = {

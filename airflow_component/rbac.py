@@ -44,6 +44,8 @@ def pod_launchers(config: AirflowConfig) -> tuple[str, ...]:
     launchers: tuple[str, ...] = ()
     if config.kubernetes_executor is not None:
         launchers += ("scheduler",)
+        if config.housekeeping.cleanup_pods.enabled:
+            launchers += ("pod-cleanup",)
     if config.kubernetes_pod_operator.enabled:
         launchers += ("triggerer",)
         if config.celery is not None:

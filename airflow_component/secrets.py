@@ -16,7 +16,7 @@ from urllib.parse import quote
 import pulumi
 
 from .config import AirflowConfig, SecretKeyRef
-from .naming import POSTGRES_PORT, REDIS_PORT, Naming
+from .naming import PGBOUNCER_PORT, POSTGRES_PORT, REDIS_PORT, Naming
 from .resource_args import SecretArgs
 
 
@@ -49,6 +49,7 @@ API_SECRET_KEY = "api-secret-key"
 PASSWORD = "password"
 CONNECTION = "connection"
 RESULT_BACKEND = "celery-result-backend"
+KEDA_CONNECTION = "keda-connection"
 BROKER_URL = "broker-url"
 FLOWER_BASIC_AUTH = "flower-basic-auth"
 SIMPLE_AUTH_PASSWORDS_FILE = "simple-auth-manager-passwords.json"
@@ -202,13 +203,11 @@ def metadata_connection_url_for(config: AirflowConfig, naming: Naming, password:
     database = config.database
     if database.mode == "in-cluster":
         postgres = database.in_cluster
-        user, db, host, port, query = (
-            postgres.user,
-            postgres.database,
-            naming.service_host("postgres"),
-            POSTGRES_PORT,
-            "",
-        )
+        # Through PgBouncer when it is on: Airflow never holds server connections itself.
+        through_pgbouncer = bool(config.pgbouncer.enabled)
+        user, db, query = postgres.user, postgres.database, ""
+        host = naming.service_host("pgbouncer" if through_pgbouncer else "postgres")
+        port = PGBOUNCER_PORT if through_pgbouncer else POSTGRES_PORT
     else:
         assert database.external is not None
         external = database.external

@@ -266,10 +266,12 @@ def deployment_spec(
         api_access=process.api_access,
         extra_volumes=process.extra_volumes,
     )
-    if settings.replicas > 1 and runtime.config.availability.spread_across_nodes:
+    autoscaled = (
+        process.component == "api-server" and runtime.config.autoscaling.api_server.enabled
+    ) or (process.component == "worker" and runtime.config.autoscaling.celery_workers.enabled)
+    if (settings.replicas > 1 or autoscaled) and runtime.config.availability.spread_across_nodes:
         pod_spec["topology_spread_constraints"] = topology_spread(runtime.naming, process.component)
-    return {
-        "replicas": settings.replicas,
+    spec: DeploymentSpecArgsDict = {
         "selector": {"match_labels": labels},
         # Surge first, so a rollout never drops below the configured replica count.
         "strategy": {
@@ -284,3 +286,7 @@ def deployment_spec(
             "spec": pod_spec,
         },
     }
+    if not autoscaled:
+        # Left out when an autoscaler owns the count, so `pulumi up` never fights it.
+        spec["replicas"] = settings.replicas
+    return spec

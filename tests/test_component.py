@@ -56,7 +56,11 @@ def test_stack_registers_a_complete_deployment(rendered_stack: Renderer, stack: 
     assert kinds["Namespace"] == 1
     assert kinds["Secret"] >= 2
     deployments = {r.object_name for r in rendering.of_kind("Deployment")}
-    extra = {"local": set(), "staging": {"worker", "flower"}, "prod": {"worker"}}[stack]
+    extra = {
+        "local": set(),
+        "staging": {"worker", "flower", "statsd"},
+        "prod": {"worker", "statsd"},
+    }[stack]
     assert deployments == {f"airflow-{process}" for process in {*AIRFLOW_PROCESSES, *extra}}
     jobs = [r.object_name for r in rendering.of_kind("Job")]
     assert jobs[0] == "airflow-db-migrate"
@@ -274,6 +278,9 @@ def test_migration_job_runs_before_workloads(stack_rendering: Rendering) -> None
     assert container["args"] == ["db", "migrate"]
     assert container["image"].endswith(f":{AIRFLOW_VERSION}")
     for deployment in stack_rendering.of_kind("Deployment"):
+        pod = deployment.inputs["spec"]["template"]["spec"]
+        if not pod["containers"][0]["image"].startswith("apache/airflow"):
+            continue
         assert migrate.urn in deployment.options["dependencies"], deployment.object_name
         init = deployment.inputs["spec"]["template"]["spec"]["initContainers"]
         (wait,) = [c for c in init if c["name"] == "wait-for-migrations"]
@@ -395,7 +402,7 @@ def test_one_service_account_per_component_without_tokens(stack_rendering: Rende
     )
     for resource, spec in stack_rendering.pod_specs():
         component = resource.inputs["metadata"]["labels"]["app.kubernetes.io/component"]
-        needs_token = launches_pods and component == "scheduler"
+        needs_token = launches_pods and component in {"scheduler", "pod-cleanup"}
         assert spec["automountServiceAccountToken"] is needs_token, resource.object_name
         expected = "airflow-jobs" if resource.kind == "Job" else f"airflow-{component}"
         assert spec["serviceAccountName"] == expected

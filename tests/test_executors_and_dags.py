@@ -144,7 +144,8 @@ def test_kubernetes_executor_pod_template_and_rbac() -> None:
     assert scheduler_env["AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS"]["value"] == "True"
     rules, subjects = role_grants(rendering)
     assert rules == POD_LAUNCH_RULES
-    assert subjects == {"airflow-scheduler"}
+    # The scheduler launches task pods; the cleanup CronJob deletes finished ones.
+    assert subjects == {"airflow-scheduler", "airflow-pod-cleanup"}
     assert scheduler["automountServiceAccountToken"] is True
     for component in ("api-server", "dag-processor", "triggerer"):
         assert deployment_pod(rendering, component)["automountServiceAccountToken"] is False
@@ -175,7 +176,7 @@ def test_multiple_executors_get_everything_both_need() -> None:
     assert rendering.one("Deployment", "airflow-worker")
     assert rendering.one("ConfigMap", "airflow-pod-template")
     _, subjects = role_grants(rendering)
-    assert subjects == {"airflow-scheduler"}
+    assert subjects == {"airflow-scheduler", "airflow-pod-cleanup"}
 
 
 def test_kubernetes_pod_operator_switch_grants_workers_and_triggerer() -> None:
@@ -184,6 +185,7 @@ def test_kubernetes_pod_operator_switch_grants_workers_and_triggerer() -> None:
     assert rules == POD_LAUNCH_RULES
     assert subjects == {
         "airflow-scheduler",
+        "airflow-pod-cleanup",
         "airflow-worker",
         "airflow-triggerer",
         "airflow-task-pod",

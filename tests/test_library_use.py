@@ -181,7 +181,7 @@ def test_image_tag_bump_changes_only_airflow_workloads_and_jobs(stack: str) -> N
     diff = changed(before, after)
     assert diff, "the tag must reach the workloads"
     kinds = {kind_of(typ) for typ, _ in diff}
-    assert kinds <= {"Deployment", "Job", "ConfigMap"}, diff
+    assert kinds <= {"Deployment", "Job", "CronJob", "ConfigMap"}, diff
     untouched = {"postgres", "redis"}
     assert not [name for _, name in diff if name.removeprefix("airflow-") in untouched]
     jobs = {name for typ, name in diff if kind_of(typ) == "Job"}

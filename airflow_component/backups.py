@@ -1,0 +1,91 @@
+"""Backups of in-cluster Postgres: a nightly `pg_dump` into a claim, keeping the newest N."""
+
+from __future__ import annotations
+
+from pulumi_kubernetes.batch.v1 import CronJobSpecArgsDict
+
+from .airflow_env import (
+    container_security_context,
+    pod_security_context,
+    resource_requirements,
+    secret_env,
+)
+from .config import AirflowConfig
+from .naming import POSTGRES_PORT, Naming
+from .secrets import SecretRefs
+
+COMPONENT = "backup"
+MOUNT = "/backups"
+
+
+def backup_claim_name(naming: Naming) -> str:
+    return naming.object("backups")
+
+
+def backup_cron_job_spec(
+    config: AirflowConfig, naming: Naming, secrets: SecretRefs
+) -> CronJobSpecArgsDict:
+    from .database import POSTGRES_RUN_UID, POSTGRES_UID
+
+    postgres = config.database.in_cluster
+    assert secrets.postgres_password is not None and postgres.resources is not None
+    keep = config.backups.keep
+    script = (
+        "set -eu; "
+        f'file="{MOUNT}/airflow-$(date -u +%Y%m%dT%H%M%SZ).dump"; '
+        f'pg_dump --format=custom --file="$file.partial" && mv "$file.partial" "$file"; '
+        # Newest first; everything after the first `keep` goes.
+        f"ls -1t {MOUNT}/airflow-*.dump | tail -n +{keep + 1} | xargs -r rm -f"
+    )
+    return {
+        "schedule": config.backups.schedule,
+        "time_zone": "Etc/UTC",
+        "concurrency_policy": "Forbid",
+        "successful_jobs_history_limit": 1,
+        "failed_jobs_history_limit": 3,
+        "job_template": {
+            "spec": {
+                "backoff_limit": 2,
+                "template": {
+                    "metadata": {"labels": naming.labels(COMPONENT)},
+                    "spec": {
+                        "service_account_name": naming.object(COMPONENT),
+                        "automount_service_account_token": False,
+                        "restart_policy": "Never",
+                        "security_context": pod_security_context(  # type: ignore[typeddict-item]
+                            POSTGRES_RUN_UID, POSTGRES_UID, POSTGRES_UID
+                        ),
+                        "containers": [
+                            {
+                                "name": "pg-dump",
+                                "image": postgres.image,
+                                "command": ["sh", "-c", script],
+                                "env": [
+                                    {"name": "PGHOST", "value": naming.service_host("postgres")},
+                                    {"name": "PGPORT", "value": str(POSTGRES_PORT)},
+                                    {"name": "PGUSER", "value": postgres.user},
+                                    {"name": "PGDATABASE", "value": postgres.database},
+                                    secret_env("PGPASSWORD", secrets.postgres_password),
+                                ],
+                                "volume_mounts": [
+                                    {"name": "backups", "mount_path": MOUNT},
+                                    {"name": "tmp", "mount_path": "/tmp"},
+                                ],
+                                "resources": resource_requirements(postgres.resources),  # type: ignore[typeddict-item]
+                                "security_context": container_security_context(),  # type: ignore[typeddict-item]
+                            }
+                        ],
+                        "volumes": [
+                            {
+                                "name": "backups",
+                                "persistent_volume_claim": {
+                                    "claim_name": backup_claim_name(naming)
+                                },
+                            },
+                            {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}},
+                        ],
+                    },
+                },
+            }
+        },
+    }
