@@ -788,7 +788,7 @@ class FernetConfig(StrictModel):
     )
     previous_keys: list[SecretKeyRef] = Field(
         default_factory=list,
-        description="Old keys still accepted for decryption; a rotate Job re-encrypts with the new.",
+        description="Old keys still accepted for decryption; a Job re-encrypts with the new one.",
     )
 
 

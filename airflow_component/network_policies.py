@@ -12,9 +12,9 @@ from .config import AirflowConfig
 from .metrics import METRICS_PORT, STATSD_PORT
 from .naming import (
     AIRFLOW_PROCESS_LABEL,
-    PGBOUNCER_PORT,
     API_SERVER_PORT,
     FLOWER_PORT,
+    PGBOUNCER_PORT,
     POSTGRES_PORT,
     REDIS_PORT,
     WORKER_LOG_SERVER_PORT,

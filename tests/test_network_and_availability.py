@@ -80,11 +80,9 @@ def allowed(
 
     if source is not None and not direction_allows("Egress", source, destination, None):
         return False
-    if destination is not None and not direction_allows(
+    return destination is None or direction_allows(
         "Ingress", destination, source if source_namespace is None else {}, source_namespace
-    ):
-        return False
-    return True
+    )
 
 
 def pods(rendering: Rendering) -> dict[str, dict[str, str]]:
