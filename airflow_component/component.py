@@ -34,7 +34,13 @@ from . import (
     workloads,
 )
 from .airflow_env import AirflowRuntime
-from .config import CONFIG_NAMESPACE, DNS1123_LABEL, AirflowConfig, ProcessConfig
+from .config import (
+    CONFIG_NAMESPACE,
+    DNS1123_LABEL,
+    AirflowConfig,
+    LoggingConfig,
+    ProcessConfig,
+)
 from .namespace import namespace_manifest
 from .naming import Naming
 from .secrets import (
@@ -131,7 +137,7 @@ class AirflowCluster(pulumi.ComponentResource):
             k8s.core.v1.ServiceAccount(
                 f"{name}-{component}",
                 opts=child,
-                **rbac.service_account_manifest(naming, component),
+                **rbac.service_account_manifest(naming, component, config),
             )
             for component in rbac.service_account_components(config)
         ]
@@ -208,6 +214,12 @@ class AirflowCluster(pulumi.ComponentResource):
             )
 
         self._operations(runtime, child, after_migrations, declared)
+        if config.kubernetes_executor is not None and config.logging == LoggingConfig():
+            pulumi.log.warn(
+                "KubernetesExecutor without logging.remote or logging.volume: task logs vanish "
+                "with each task pod",
+                resource=self,
+            )
         for component in availability.budgeted_components(config):
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-{component}",
@@ -471,13 +483,16 @@ class AirflowCluster(pulumi.ComponentResource):
             )
         ]
 
-    def _password(self, key: str, protect: bool = False) -> pulumi.Output[str]:
+    def _password(
+        self, key: str, protect: bool = False, keepers: dict[str, str] | None = None
+    ) -> pulumi.Output[str]:
         spec = GENERATED[key]
         password = random.RandomPassword(
             f"{self._name}-{key}",
             length=spec.length,
             special=spec.special,
             override_special=POSTGRES_PASSWORD_SPECIALS if spec.special else None,
+            keepers=keepers,
             opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
         )
         result: pulumi.Output[str] = password.result
@@ -497,7 +512,12 @@ class AirflowCluster(pulumi.ComponentResource):
 
         keys: dict[str, pulumi.Input[str]] = {}
         if existing.fernet_key is None:
-            keys[FERNET_KEY] = self._password("fernet-seed").apply(fernet_key_from_seed)
+            generation = config.fernet.generation
+            # No keepers at generation 1: adding them later would replace (regenerate) the key.
+            keepers = {"generation": str(generation)} if generation > 1 else None
+            keys[FERNET_KEY] = self._password("fernet-seed", keepers=keepers).apply(
+                fernet_key_from_seed
+            )
         if existing.jwt_secret is None:
             keys[JWT_SECRET] = self._password(JWT_SECRET)
         if existing.api_secret_key is None:

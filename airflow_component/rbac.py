@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgsDict, SubjectArgsDict
 
 from .config import AirflowConfig
@@ -12,6 +13,10 @@ from .resource_args import ServiceAccountArgs
 AIRFLOW_SERVICE_ACCOUNTS = ("api-server", "scheduler", "dag-processor", "triggerer", "jobs")
 
 
+# Accounts of processes that write or read task logs (IRSA / Workload Identity annotations).
+AIRFLOW_IDENTITIES = frozenset(
+    {"api-server", "scheduler", "dag-processor", "triggerer", "worker", "task-pod"}
+)
 POD_LAUNCHER = "pod-launcher"
 # Exactly what launching and following pods needs (KubernetesExecutor, KubernetesPodOperator).
 POD_LAUNCHER_RULES: tuple[PolicyRuleArgsDict, ...] = (
@@ -66,13 +71,20 @@ def pod_launcher_subjects(naming: Naming, config: AirflowConfig) -> list[Subject
     ]
 
 
-def service_account_manifest(naming: Naming, component: str) -> ServiceAccountArgs:
+def service_account_manifest(
+    naming: Naming, component: str, config: AirflowConfig | None = None
+) -> ServiceAccountArgs:
+    """`config` given: Airflow accounts carry the cloud identity annotations for remote logs."""
+    metadata: ObjectMetaArgsDict = {
+        "name": naming.object(component),
+        "namespace": naming.namespace,
+        "labels": naming.metadata_labels(component),
+    }
+    remote = config.logging.remote if config else None
+    if remote and remote.service_account_annotations and component in AIRFLOW_IDENTITIES:
+        metadata["annotations"] = dict(remote.service_account_annotations)
     return {
-        "metadata": {
-            "name": naming.object(component),
-            "namespace": naming.namespace,
-            "labels": naming.metadata_labels(component),
-        },
+        "metadata": metadata,
         # Tokens are mounted per pod where needed, never by default.
         "automount_service_account_token": False,
     }

@@ -214,7 +214,11 @@ def stricter_violations(spec: dict[str, Any]) -> list[str]:
                 problems.append(f"{where}: {path} is on the read-only root filesystem")
                 continue
             volume = volumes.get(mount["name"], {})
-            if mount.get("readOnly") or "emptyDir" not in volume:
+            # A shared logs claim (logging.volume) is the one writable non-emptyDir allowed.
+            writable = "emptyDir" in volume or (
+                mount["name"] == "logs" and "persistentVolumeClaim" in volume
+            )
+            if mount.get("readOnly") or not writable:
                 problems.append(
                     f"{where}: {path} is mounted from {mount['name']} "
                     f"(readOnly={mount.get('readOnly', False)}), not a writable emptyDir"
