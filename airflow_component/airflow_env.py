@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
+from pulumi_kubernetes.batch.v1 import JobSpecArgsDict
 from pulumi_kubernetes.core.v1 import (
     ContainerArgsDict,
     EnvVarArgsDict,
@@ -371,3 +372,39 @@ __all__ = [
     "airflow_env",
     "airflow_pod_spec",
 ]
+
+
+def airflow_job_spec(
+    runtime: AirflowRuntime,
+    component: str,
+    args: list[str],
+    *,
+    wait: bool = True,
+    extra_env: Sequence[EnvVarArgsDict] = (),
+    extra_mounts: Sequence[VolumeMountArgsDict] = (),
+    extra_volumes: Sequence[VolumeArgsDict] = (),
+) -> JobSpecArgsDict:
+    """A one-off Airflow command as a Job, with the shared env and the Jobs' ServiceAccount."""
+    assert runtime.config.job_resources is not None
+    container = airflow_container(
+        runtime,
+        component,
+        args,
+        runtime.config.job_resources,
+        extra_env=extra_env,
+        extra_mounts=extra_mounts,
+    )
+    return {
+        "backoff_limit": 4,
+        "template": {
+            "metadata": {"labels": runtime.naming.airflow_pod_labels(component)},
+            "spec": airflow_pod_spec(
+                runtime,
+                runtime.naming.object("jobs"),
+                [container],
+                wait_for_migrations=wait,
+                restart_policy="OnFailure",
+                extra_volumes=extra_volumes,
+            ),
+        },
+    }

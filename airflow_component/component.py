@@ -376,37 +376,19 @@ class AirflowCluster(pulumi.ComponentResource):
                 opts=after_migrations,
             )
         if config.logging.volume is not None:
-            claim: dict[str, object] = {
-                "access_modes": ["ReadWriteMany"],
-                "resources": {"requests": {"storage": config.logging.volume.size}},
-            }
-            if config.logging.volume.storage_class_name:
-                claim["storage_class_name"] = config.logging.volume.storage_class_name
-            k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-logs",
-                metadata={
-                    **self._metadata(naming, "logs"),
-                    "annotations": {"pulumi.com/skipAwait": "true"},
-                },
-                spec=claim,
-                opts=child,
+            volume = config.logging.volume
+            self._claim(
+                naming, "logs", "ReadWriteMany", volume.size, volume.storage_class_name, child
             )
         if config.backups.enabled:
-            claim = {
-                "access_modes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": config.backups.size}},
-            }
-            if config.backups.storage_class_name:
-                claim["storage_class_name"] = config.backups.storage_class_name
             protect = bool(config.database.in_cluster.protect)
-            k8s.core.v1.PersistentVolumeClaim(
-                f"{name}-backups",
-                metadata={
-                    **self._metadata(naming, "backups"),
-                    "annotations": {"pulumi.com/skipAwait": "true"},
-                },
-                spec=claim,
-                opts=pulumi.ResourceOptions.merge(
+            self._claim(
+                naming,
+                "backups",
+                "ReadWriteOnce",
+                config.backups.size,
+                config.backups.storage_class_name,
+                pulumi.ResourceOptions.merge(
                     child, pulumi.ResourceOptions(protect=protect, retain_on_delete=protect)
                 ),
             )
@@ -421,6 +403,32 @@ class AirflowCluster(pulumi.ComponentResource):
                 spec=backups.backup_cron_job_spec(config, naming, runtime.secrets),
                 opts=child,
             )
+
+    def _claim(
+        self,
+        naming: Naming,
+        component: str,
+        access_mode: str,
+        size: str,
+        storage_class: str | None,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        spec: dict[str, object] = {
+            "access_modes": [access_mode],
+            "resources": {"requests": {"storage": size}},
+        }
+        if storage_class:
+            spec["storage_class_name"] = storage_class
+        k8s.core.v1.PersistentVolumeClaim(
+            f"{self._name}-{component}",
+            metadata={
+                **self._metadata(naming, component),
+                # With WaitForFirstConsumer a claim binds only once a pod uses it.
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec=spec,
+            opts=opts,
+        )
 
     def _pgbouncer(
         self, naming: Naming, opts: pulumi.ResourceOptions, password: pulumi.Output[str]

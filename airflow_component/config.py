@@ -805,33 +805,30 @@ class PgBouncerConfig(StrictModel):
     resources: Resources | None = Field(default=None, description="Requests/limits.")
 
 
-class ApiServerAutoscaling(StrictModel):
-    """HorizontalPodAutoscaler for the api-server."""
+class ReplicaBounds(StrictModel):
+    """Common to autoscalers: on/off and a replica range."""
 
-    enabled: bool = Field(default=False, description="Create the HPA.")
-    min_replicas: int = Field(default=2, ge=1, le=100, description="Lower bound.")
-    max_replicas: int = Field(default=6, ge=1, le=100, description="Upper bound.")
-    target_cpu_percent: int = Field(default=70, ge=10, le=100, description="CPU target.")
-
-    @model_validator(mode="after")
-    def _bounds(self) -> ApiServerAutoscaling:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError("minReplicas is above maxReplicas")
-        return self
-
-
-class WorkerAutoscaling(StrictModel):
-    """KEDA ScaledObject for Celery workers (needs KEDA installed)."""
-
-    enabled: bool = Field(default=False, description="Create the ScaledObject.")
+    enabled: bool = Field(default=False, description="Create the autoscaler.")
     min_replicas: int = Field(default=1, ge=0, le=1000, description="Lower bound.")
     max_replicas: int = Field(default=10, ge=1, le=1000, description="Upper bound.")
 
     @model_validator(mode="after")
-    def _bounds(self) -> WorkerAutoscaling:
+    def _bounds(self) -> ReplicaBounds:
         if self.min_replicas > self.max_replicas:
             raise ValueError("minReplicas is above maxReplicas")
         return self
+
+
+class ApiServerAutoscaling(ReplicaBounds):
+    """HorizontalPodAutoscaler for the api-server."""
+
+    min_replicas: int = Field(default=2, ge=1, le=100, description="Lower bound.")
+    max_replicas: int = Field(default=6, ge=1, le=100, description="Upper bound.")
+    target_cpu_percent: int = Field(default=70, ge=10, le=100, description="CPU target.")
+
+
+class WorkerAutoscaling(ReplicaBounds):
+    """KEDA ScaledObject for Celery workers (needs KEDA installed)."""
 
 
 class AutoscalingConfig(StrictModel):

@@ -99,31 +99,15 @@ def pools_job_name(naming: Naming, config: AirflowConfig) -> str:
 
 
 def pools_job_spec(runtime: object) -> JobSpecArgsDict:
-    from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec
+    from .airflow_env import AirflowRuntime, airflow_job_spec
 
-    assert isinstance(runtime, AirflowRuntime) and runtime.config.job_resources is not None
-    container = airflow_container(
+    assert isinstance(runtime, AirflowRuntime)
+    return airflow_job_spec(
         runtime,
         POOLS_COMPONENT,
         ["pools", "import", f"{POOLS_MOUNT}/{POOLS_FILE}"],
-        runtime.config.job_resources,
         extra_mounts=[{"name": "pools", "mount_path": POOLS_MOUNT, "read_only": True}],
+        extra_volumes=[
+            {"name": "pools", "config_map": {"name": runtime.naming.object(POOLS_COMPONENT)}}
+        ],
     )
-    return {
-        "backoff_limit": 4,
-        "template": {
-            "metadata": {"labels": runtime.naming.airflow_pod_labels(POOLS_COMPONENT)},
-            "spec": airflow_pod_spec(
-                runtime,
-                runtime.naming.object("jobs"),
-                [container],
-                restart_policy="OnFailure",
-                extra_volumes=[
-                    {
-                        "name": "pools",
-                        "config_map": {"name": runtime.naming.object(POOLS_COMPONENT)},
-                    }
-                ],
-            ),
-        },
-    }

@@ -38,18 +38,7 @@ def rotation_checksum(config: AirflowConfig, current: SecretKeyRef) -> str:
 
 
 def rotate_job_spec(runtime: object) -> JobSpecArgsDict:
-    from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec
+    from .airflow_env import AirflowRuntime, airflow_job_spec
 
-    assert isinstance(runtime, AirflowRuntime) and runtime.config.job_resources is not None
-    container = airflow_container(
-        runtime, ROTATE_COMPONENT, ["rotate-fernet-key"], runtime.config.job_resources
-    )
-    return {
-        "backoff_limit": 4,
-        "template": {
-            "metadata": {"labels": runtime.naming.airflow_pod_labels(ROTATE_COMPONENT)},
-            "spec": airflow_pod_spec(
-                runtime, runtime.naming.object("jobs"), [container], restart_policy="OnFailure"
-            ),
-        },
-    }
+    assert isinstance(runtime, AirflowRuntime)
+    return airflow_job_spec(runtime, ROTATE_COMPONENT, ["rotate-fernet-key"])

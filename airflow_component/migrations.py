@@ -8,43 +8,16 @@ Pulumi awaits the Job's completion before it creates or updates the workloads th
 from __future__ import annotations
 
 from pulumi_kubernetes.batch.v1 import JobSpecArgsDict
-from pulumi_kubernetes.core.v1 import EnvVarArgsDict
 
-from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec, secret_env
+from .airflow_env import AirflowRuntime, airflow_job_spec, secret_env
 
 MIGRATE_COMPONENT = "db-migrate"
 ADMIN_USER_COMPONENT = "create-admin"
 ADMIN_PASSWORD_ENV = "AIRFLOW_ADMIN_PASSWORD"
 
 
-def _job_spec(
-    runtime: AirflowRuntime,
-    component: str,
-    args: list[str],
-    wait: bool,
-    extra_env: list[EnvVarArgsDict],
-) -> JobSpecArgsDict:
-    assert runtime.config.job_resources is not None
-    container = airflow_container(
-        runtime, component, args, runtime.config.job_resources, extra_env=extra_env
-    )
-    return {
-        "backoff_limit": 4,
-        "template": {
-            "metadata": {"labels": runtime.naming.airflow_pod_labels(component)},
-            "spec": airflow_pod_spec(
-                runtime,
-                runtime.naming.object("jobs"),
-                [container],
-                wait_for_migrations=wait,
-                restart_policy="OnFailure",
-            ),
-        },
-    }
-
-
 def migration_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
-    return _job_spec(runtime, MIGRATE_COMPONENT, ["db", "migrate"], wait=False, extra_env=[])
+    return airflow_job_spec(runtime, MIGRATE_COMPONENT, ["db", "migrate"], wait=False)
 
 
 def admin_user_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
@@ -67,10 +40,9 @@ def admin_user_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
         # Expanded by the kubelet from the secretKeyRef env below: never in the manifest.
         f"$({ADMIN_PASSWORD_ENV})",
     ]
-    return _job_spec(
+    return airflow_job_spec(
         runtime,
         ADMIN_USER_COMPONENT,
         args,
-        wait=True,
         extra_env=[secret_env(ADMIN_PASSWORD_ENV, runtime.secrets.admin_password)],
     )
