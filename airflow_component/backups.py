@@ -25,7 +25,8 @@ def backup_claim_name(naming: Naming) -> str:
 def backup_cron_job_spec(
     config: AirflowConfig, naming: Naming, secrets: SecretRefs
 ) -> CronJobSpecArgsDict:
-    from .database import POSTGRES_RUN_UID, POSTGRES_UID
+    from .database import POSTGRES_GID
+    from .datastore import RUN_UID
 
     postgres = config.database.in_cluster
     assert secrets.postgres_password is not None and postgres.resources is not None
@@ -53,7 +54,7 @@ def backup_cron_job_spec(
                         "automount_service_account_token": False,
                         "restart_policy": "Never",
                         "security_context": pod_security_context(  # type: ignore[typeddict-item]
-                            POSTGRES_RUN_UID, POSTGRES_UID, POSTGRES_UID
+                            RUN_UID, POSTGRES_GID, POSTGRES_GID
                         ),
                         "containers": [
                             {

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgsDict
-from pulumi_kubernetes.core.v1 import ServiceSpecArgsDict, VolumeArgsDict
+from pulumi_kubernetes.core.v1 import ServiceSpecArgsDict
 
-from .airflow_env import (
-    container_security_context,
-    pod_security_context,
-    resource_requirements,
-    secret_env,
-)
+from .airflow_env import secret_env
 from .config import RedisConfig, SecretKeyRef
+from .datastore import DataStore, exec_probe, headless_service_spec, statefulset_spec
 from .naming import REDIS_PORT, Naming
 from .secrets import PASSWORD, redis_secret_name
 
 COMPONENT = "redis"
-# The official image's redis user.
-REDIS_UID = 999
-# A high uid (checkov CKV_K8S_40: no clash with host users); the image's own gid for data files.
-REDIS_RUN_UID = 10999
+# The official image's redis group.
+REDIS_GID = 999
 PASSWORD_ENV = "REDIS_PASSWORD"
 
 
@@ -27,74 +21,38 @@ def redis_password_ref(naming: Naming) -> SecretKeyRef:
     return SecretKeyRef(name=redis_secret_name(naming), key=PASSWORD)
 
 
-def redis_service_spec(naming: Naming) -> ServiceSpecArgsDict:
-    return {
-        "cluster_ip": "None",
-        "selector": naming.labels(COMPONENT),
-        "ports": [{"name": "redis", "port": REDIS_PORT, "target_port": "redis"}],
-    }
+def redis_store(redis: RedisConfig) -> DataStore:
+    assert redis.resources is not None
+    return DataStore(
+        component=COMPONENT,
+        port_name="redis",
+        port=REDIS_PORT,
+        image_gid=REDIS_GID,
+        ephemeral=redis.storage.ephemeral,
+        size=redis.storage.size,
+        storage_class_name=redis.storage.storage_class_name,
+        resources=redis.resources,
+        scratch=(("tmp", "/tmp", "64Mi"),),
+    )
+
+
+def redis_service_spec(naming: Naming, redis: RedisConfig) -> ServiceSpecArgsDict:
+    return headless_service_spec(naming, redis_store(redis))
 
 
 def redis_statefulset_spec(naming: Naming, redis: RedisConfig) -> StatefulSetSpecArgsDict:
-    assert redis.resources is not None
     persistent = not redis.storage.ephemeral
     # $(REDIS_PASSWORD) is expanded by the kubelet from the secretKeyRef env.
     args = ["--requirepass", f"$({PASSWORD_ENV})", "--dir", "/data", "--save", ""]
     args += ["--appendonly", "yes" if persistent else "no"]
-    ping = f'redis-cli -a "${PASSWORD_ENV}" --no-auth-warning ping | grep -q PONG'
-    volumes: list[VolumeArgsDict] = [{"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}]
-    spec: StatefulSetSpecArgsDict = {
-        "service_name": naming.object(COMPONENT),
-        "replicas": 1,
-        "selector": {"match_labels": naming.labels(COMPONENT)},
-        "template": {
-            "metadata": {"labels": naming.labels(COMPONENT)},
-            "spec": {
-                "automount_service_account_token": False,
-                "service_account_name": naming.object(COMPONENT),
-                "security_context": pod_security_context(REDIS_RUN_UID, REDIS_UID, REDIS_UID),  # type: ignore[typeddict-item]
-                "containers": [
-                    {
-                        "name": "redis",
-                        "image": redis.image,
-                        "command": ["redis-server"],
-                        "args": args,
-                        "env": [secret_env(PASSWORD_ENV, redis_password_ref(naming))],
-                        "ports": [{"name": "redis", "container_port": REDIS_PORT}],
-                        "volume_mounts": [
-                            {"name": "data", "mount_path": "/data"},
-                            {"name": "tmp", "mount_path": "/tmp"},
-                        ],
-                        "readiness_probe": {
-                            "exec_": {"command": ["sh", "-c", ping]},
-                            "period_seconds": 10,
-                            "timeout_seconds": 5,
-                        },
-                        "liveness_probe": {
-                            "exec_": {"command": ["sh", "-c", ping]},
-                            "initial_delay_seconds": 15,
-                            "period_seconds": 20,
-                            "timeout_seconds": 5,
-                            "failure_threshold": 5,
-                        },
-                        "resources": resource_requirements(redis.resources),  # type: ignore[typeddict-item]
-                        "security_context": container_security_context(),  # type: ignore[typeddict-item]
-                    }
-                ],
-                "volumes": volumes,
-            },
-        },
+    ping = ["sh", "-c", f'redis-cli -a "${PASSWORD_ENV}" --no-auth-warning ping | grep -q PONG']
+    container = {
+        "name": "redis",
+        "image": redis.image,
+        "command": ["redis-server"],
+        "args": args,
+        "env": [secret_env(PASSWORD_ENV, redis_password_ref(naming))],
+        "readiness_probe": exec_probe(ping, period=10),
+        "liveness_probe": exec_probe(ping, period=20, initial_delay=15),
     }
-    if persistent:
-        claim: dict[str, object] = {
-            "access_modes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": redis.storage.size}},
-        }
-        if redis.storage.storage_class_name:
-            claim["storage_class_name"] = redis.storage.storage_class_name
-        spec["volume_claim_templates"] = [
-            {"metadata": {"name": "data", "labels": naming.labels(COMPONENT)}, "spec": claim}  # type: ignore[typeddict-item]
-        ]
-    else:
-        volumes.append({"name": "data", "empty_dir": {"size_limit": redis.storage.size}})
-    return spec
+    return statefulset_spec(naming, redis_store(redis), container, "/data")  # type: ignore[arg-type]

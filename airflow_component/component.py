@@ -615,7 +615,7 @@ class AirflowCluster(pulumi.ComponentResource):
         k8s.core.v1.Service(
             f"{self._name}-{broker.COMPONENT}",
             metadata=self._metadata(naming, broker.COMPONENT),
-            spec=broker.redis_service_spec(naming),
+            spec=broker.redis_service_spec(naming, redis),
             opts=opts,
         )
         k8s.apps.v1.StatefulSet(
@@ -713,7 +713,7 @@ class AirflowCluster(pulumi.ComponentResource):
         service = k8s.core.v1.Service(
             f"{self._name}-{database.COMPONENT}",
             metadata=self._metadata(naming, database.COMPONENT),
-            spec=database.postgres_service_spec(naming),
+            spec=database.postgres_service_spec(naming, postgres),
             opts=opts,
         )
         statefulset = k8s.apps.v1.StatefulSet(

@@ -1,0 +1,110 @@
+"""What Postgres and Redis share: one pod in a StatefulSet behind a headless Service, run as a
+non-root user, its data on a claim (or an emptyDir when ephemeral) that outlives the StatefulSet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgsDict
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgsDict,
+    ProbeArgsDict,
+    ServiceSpecArgsDict,
+    VolumeArgsDict,
+)
+
+from .airflow_env import container_security_context, pod_security_context, resource_requirements
+from .config import Resources
+from .naming import Naming
+
+# A high uid (checkov CKV_K8S_40: no clash with host users); each image's own gid owns the data.
+RUN_UID = 10999
+
+
+@dataclass(frozen=True)
+class DataStore:
+    component: str
+    port_name: str
+    port: int
+    image_gid: int
+    ephemeral: bool
+    size: str
+    storage_class_name: str | None
+    resources: Resources
+    # Writable scratch directories besides the data volume (read-only root filesystem).
+    scratch: tuple[tuple[str, str, str], ...]  # (volume name, mount path, size limit)
+
+
+def headless_service_spec(naming: Naming, store: DataStore) -> ServiceSpecArgsDict:
+    return {
+        "cluster_ip": "None",
+        "selector": naming.labels(store.component),
+        "ports": [{"name": store.port_name, "port": store.port, "target_port": store.port_name}],
+    }
+
+
+def exec_probe(command: list[str], period: int, initial_delay: int = 0) -> ProbeArgsDict:
+    probe: ProbeArgsDict = {
+        "exec_": {"command": command},
+        "period_seconds": period,
+        "timeout_seconds": 5,
+    }
+    if initial_delay:
+        probe["initial_delay_seconds"] = initial_delay
+        probe["failure_threshold"] = 6
+    return probe
+
+
+def statefulset_spec(
+    naming: Naming, store: DataStore, container: ContainerArgsDict, data_mount: str
+) -> StatefulSetSpecArgsDict:
+    """`container` brings name, image, command/args, env and probes; the rest is filled here."""
+    volumes: list[VolumeArgsDict] = [
+        {"name": name, "empty_dir": {"size_limit": limit}} for name, _, limit in store.scratch
+    ]
+    full_container: ContainerArgsDict = {
+        **container,
+        "ports": [{"name": store.port_name, "container_port": store.port}],
+        "volume_mounts": [
+            {"name": "data", "mount_path": data_mount},
+            *({"name": name, "mount_path": path} for name, path, _ in store.scratch),
+        ],
+        "resources": resource_requirements(store.resources),  # type: ignore[typeddict-item]
+        "security_context": container_security_context(),  # type: ignore[typeddict-item]
+    }
+    spec: StatefulSetSpecArgsDict = {
+        "service_name": naming.object(store.component),
+        "replicas": 1,
+        "selector": {"match_labels": naming.labels(store.component)},
+        "template": {
+            "metadata": {"labels": naming.labels(store.component)},
+            "spec": {
+                "automount_service_account_token": False,
+                "service_account_name": naming.object(store.component),
+                "security_context": pod_security_context(  # type: ignore[typeddict-item]
+                    RUN_UID, store.image_gid, store.image_gid
+                ),
+                "termination_grace_period_seconds": 60,
+                "containers": [full_container],
+                "volumes": volumes,
+            },
+        },
+    }
+    if store.ephemeral:
+        volumes.append({"name": "data", "empty_dir": {"size_limit": store.size}})
+        return spec
+    claim: dict[str, object] = {
+        "access_modes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": store.size}},
+    }
+    if store.storage_class_name:
+        claim["storage_class_name"] = store.storage_class_name
+    spec["volume_claim_templates"] = [
+        {"metadata": {"name": "data", "labels": naming.labels(store.component)}, "spec": claim}  # type: ignore[typeddict-item]
+    ]
+    # Deleting or scaling the StatefulSet must never take the data with it.
+    spec["persistent_volume_claim_retention_policy"] = {
+        "when_deleted": "Retain",
+        "when_scaled": "Retain",
+    }
+    return spec
