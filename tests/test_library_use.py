@@ -220,3 +220,30 @@ def test_database_password_change_rolls_exactly_the_pods_that_read_it() -> None:
         "airflow-worker",
     }
     assert {kind_of(typ) for typ, _ in diff} <= {"Secret", "Deployment"}, diff
+
+
+# --- GitOps render mode ----------------------------------------------------------------------
+
+
+def test_render_yaml_mode_routes_every_kubernetes_resource_through_a_render_provider() -> None:
+    from tests.support.rendering import render_program, stack_config
+
+    config = {**stack_config("staging"), "airflow-k8s:renderYamlToDirectory": "rendered/staging"}
+    rendering = render_program(config, stack="staging")
+    (provider,) = [r for r in rendering.resources if r.typ == "pulumi:providers:kubernetes"]
+    assert provider.inputs["renderYamlToDirectory"] == "rendered/staging"
+    assert rendering.kubernetes
+    for resource in rendering.kubernetes:
+        assert resource.options["provider"].startswith(provider.urn), resource.name
+    readme = (ROOT / "README.md").read_text()
+    assert "renderYamlToDirectory" in readme and "plaintext" in readme
+
+
+def test_render_yaml_mode_refuses_an_absolute_path() -> None:
+    import pulumi
+
+    from tests.support.rendering import render_program, stack_config
+
+    config = {**stack_config("staging"), "airflow-k8s:renderYamlToDirectory": "/etc"}
+    with pytest.raises(pulumi.RunError, match="airflow-k8s:renderYamlToDirectory"):
+        render_program(config, stack="staging")
