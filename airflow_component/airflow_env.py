@@ -41,7 +41,16 @@ SIMPLE_AUTH_MANAGER = (
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 SECRETS_MOUNT = f"{AIRFLOW_HOME}/secrets"
 POD_TEMPLATE_PATH = f"{AIRFLOW_HOME}/pod_templates/pod_template_file.yaml"
-SIMPLE_AUTH_PASSWORDS_PATH = f"{SECRETS_MOUNT}/simple-auth/passwords.json"
+# SimpleAuthManager opens its passwords file read-write ("a+"), so it gets a writable copy of
+# the Secret, made by an init container; Secret volumes are always read-only.
+SIMPLE_AUTH_SECRET_DIR = f"{SECRETS_MOUNT}/simple-auth"
+SIMPLE_AUTH_DIR = f"{AIRFLOW_HOME}/simple-auth"
+SIMPLE_AUTH_PASSWORDS_PATH = f"{SIMPLE_AUTH_DIR}/passwords.json"
+# Airflow writes a default airflow.cfg into AIRFLOW_HOME at start when there is none; with a
+# read-only root filesystem that crashes every command. All settings come from env: the mounted
+# file only has to exist.
+AIRFLOW_CFG_PATH = f"{AIRFLOW_HOME}/airflow.cfg"
+AIRFLOW_CFG = "# Settings come from AIRFLOW__* environment variables (airflow-k8s).\n"
 # Kubernetes expands $(VAR) in args from the container's env, so the password never lands
 # in the manifest; only the reference does.
 METADATA_PASSWORD_ENV = "AIRFLOW_METADATA_DB_PASSWORD"
@@ -222,35 +231,63 @@ def airflow_volumes(runtime: AirflowRuntime) -> list[VolumeArgsDict]:
         if runtime.config.logging.volume is not None
         else _writable_dir("logs")
     )
-    volumes: list[VolumeArgsDict] = [logs, _writable_dir("tmp")]
+    volumes: list[VolumeArgsDict] = [
+        logs,
+        _writable_dir("tmp"),
+        {"name": "airflow-cfg", "config_map": {"name": airflow_cfg_config_map(runtime.naming)}},
+    ]
     if runtime.config.auth.manager == "simple":
         ref = runtime.secrets.simple_auth_passwords
-        volumes.append(
+        volumes += [
             {
-                "name": "simple-auth-passwords",
+                "name": "simple-auth-secret",
                 "secret": {
                     "secret_name": ref.name,
                     "items": [{"key": ref.key, "path": "passwords.json"}],
                     "default_mode": 0o440,
                 },
-            }
-        )
+            },
+            {"name": "simple-auth", "empty_dir": {"size_limit": "1Mi"}},
+        ]
     return volumes
+
+
+def airflow_cfg_config_map(naming: Naming) -> str:
+    return naming.object("airflow-cfg")
+
+
+def simple_auth_init_container(runtime: AirflowRuntime) -> ContainerArgsDict:
+    """Copies the passwords file from its Secret into the writable emptyDir Airflow uses."""
+    assert runtime.config.job_resources is not None
+    source = f"{SIMPLE_AUTH_SECRET_DIR}/passwords.json"
+    return {
+        "name": "simple-auth-passwords",
+        "image": runtime.config.image.reference,
+        "image_pull_policy": runtime.config.image.pull_policy,
+        # `install` sets the mode; `cp` would keep the Secret's read-only 0440.
+        "command": ["install", "-m", "0660", source, SIMPLE_AUTH_PASSWORDS_PATH],
+        "volume_mounts": [
+            {"name": "simple-auth-secret", "mount_path": SIMPLE_AUTH_SECRET_DIR, "read_only": True},
+            {"name": "simple-auth", "mount_path": SIMPLE_AUTH_DIR},
+        ],
+        "resources": resource_requirements(runtime.config.job_resources),  # type: ignore[typeddict-item]
+        "security_context": container_security_context(),  # type: ignore[typeddict-item]
+    }
 
 
 def airflow_volume_mounts(runtime: AirflowRuntime) -> list[VolumeMountArgsDict]:
     mounts: list[VolumeMountArgsDict] = [
         {"name": "logs", "mount_path": LOGS_FOLDER},
         {"name": "tmp", "mount_path": "/tmp"},
+        {
+            "name": "airflow-cfg",
+            "mount_path": AIRFLOW_CFG_PATH,
+            "sub_path": "airflow.cfg",
+            "read_only": True,
+        },
     ]
     if runtime.config.auth.manager == "simple":
-        mounts.append(
-            {
-                "name": "simple-auth-passwords",
-                "mount_path": SIMPLE_AUTH_PASSWORDS_PATH.rsplit("/", 1)[0],
-                "read_only": True,
-            }
-        )
+        mounts.append({"name": "simple-auth", "mount_path": SIMPLE_AUTH_DIR})
     return mounts
 
 
@@ -344,6 +381,8 @@ def airflow_pod_spec(
         if dag_sidecar:
             containers = [*containers, *git_sync_sidecars(config)]
         init_containers += git_sync_init_containers(config)
+    if config.auth.manager == "simple":
+        init_containers.insert(0, simple_auth_init_container(runtime))
     if wait_for_migrations:
         init_containers.append(wait_for_migrations_container(runtime))
     spec: PodSpecArgsDict = {

@@ -33,7 +33,7 @@ from . import (
     rbac,
     workloads,
 )
-from .airflow_env import AirflowRuntime
+from .airflow_env import AIRFLOW_CFG, AirflowRuntime
 from .config import (
     CONFIG_NAMESPACE,
     DNS1123_LABEL,
@@ -148,7 +148,13 @@ class AirflowCluster(pulumi.ComponentResource):
         launch_rights = self._pod_launch_rbac(naming, child)
         pod_template_checksum = self._pod_template(runtime, child)
 
-        before_migrations = [*accounts, *self._secret_resources, *database_ready]
+        airflow_cfg = k8s.core.v1.ConfigMap(
+            f"{name}-airflow-cfg",
+            metadata=self._metadata(naming, "airflow-cfg"),
+            data={"airflow.cfg": AIRFLOW_CFG},
+            opts=child,
+        )
+        before_migrations = [*accounts, *self._secret_resources, *database_ready, airflow_cfg]
         migrate = k8s.batch.v1.Job(
             f"{name}-{migrations.MIGRATE_COMPONENT}",
             metadata=self._metadata(naming, migrations.MIGRATE_COMPONENT, job=True),

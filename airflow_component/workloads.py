@@ -133,7 +133,11 @@ def scheduler_process(runtime: AirflowRuntime, pod_template_checksum: str = "") 
         ports=(
             {"name": "health", "container_port": SCHEDULER_HEALTH_PORT},
             # LocalExecutor runs tasks in the scheduler pod; the api-server fetches their logs here.
-            {"name": "task-logs", "container_port": WORKER_LOG_SERVER_PORT},
+            *(
+                [{"name": "task-logs", "container_port": WORKER_LOG_SERVER_PORT}]
+                if "LocalExecutor" in runtime.config.executors
+                else []
+            ),
         ),
         liveness=health,
         readiness=_http_probe("/health", "health", period=10, failures=3),

@@ -53,8 +53,11 @@ install_airflow_venv() {
   fi
   log "installing apache-airflow $version (+ the providers the official image ships) in $AIRFLOW_VENV"
   "$PYTHON" -m venv "$AIRFLOW_VENV"
+  # The providers the official image ships that our stacks use. Celery is held below 5.7:
+  # providers-celery of this release breaks on it (the image's constraints file pins it too).
   "$AIRFLOW_VENV/bin/pip" install -q --disable-pip-version-check \
-    "apache-airflow[postgres,celery,cncf-kubernetes,fab,standard]==$version"
+    "apache-airflow[postgres,celery,cncf-kubernetes,fab,standard,statsd]==$version" \
+    "celery[redis]>=5.5,<5.7"
 }
 
 install_checkov_venv() {

@@ -32,8 +32,10 @@ def containers(rendering: Rendering) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def airflow_containers(rendering: Rendering) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Containers running Airflow (the image entrypoint runs `airflow <args>`); a `command`
+    replaces the entrypoint, as in the init container copying the SimpleAuth passwords."""
     for where, container in containers(rendering):
-        if container["image"].startswith("apache/airflow:"):
+        if container["image"].startswith("apache/airflow:") and "command" not in container:
             yield where, container
 
 
@@ -376,11 +378,19 @@ def test_simple_auth_reads_the_generated_password_from_a_mounted_secret(
     env = env_of(api["containers"][0])
     assert env["AIRFLOW__CORE__AUTH_MANAGER"]["value"].endswith("SimpleAuthManager")
     path = env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]["value"]
-    (volume,) = [v for v in api["volumes"] if "secret" in v]
-    (mount,) = [m for m in api["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
-    (item,) = volume["secret"]["items"]
-    assert path == f"{mount['mountPath']}/{item['path']}"
-    passwords = json.loads(rendering.secret_data()[(volume["secret"]["secretName"], item["key"])])
+    volumes = {v["name"]: v for v in api["volumes"]}
+    # Airflow opens the file read-write: it reads a copy on an emptyDir...
+    (mount,) = [m for m in api["containers"][0]["volumeMounts"] if path.startswith(m["mountPath"])]
+    assert "emptyDir" in volumes[mount["name"]] and not mount.get("readOnly")
+    # ...made by the first init container from the Secret.
+    copier = api["initContainers"][0]
+    source, target = copier["command"][-2:]
+    assert copier["command"][:1] == ["install"] and target == path
+    (secret_mount,) = [m for m in copier["volumeMounts"] if source.startswith(m["mountPath"])]
+    secret = volumes[secret_mount["name"]]["secret"]
+    (item,) = secret["items"]
+    assert source == f"{secret_mount['mountPath']}/{item['path']}"
+    passwords = json.loads(rendering.secret_data()[(secret["secretName"], item["key"])])
     assert passwords == {"admin": rendering.outputs["adminPassword"]}
     assert rendering.of_kind("Job")[1:] == []
 

@@ -1,0 +1,124 @@
+"""Each stack's rendered manifests, run as real Airflow 3 processes against a real PostgreSQL.
+
+The `stack_run` fixture (conftest.py) renders the stack under Pulumi mocks, plays its database,
+runs its Jobs to completion in registration order, starts every Deployment (init containers
+first), waits for the rendered startup/readiness probes, logs in with the generated admin
+credentials, sets a Variable and runs `tests/e2e/dags/e2e_smoke.py` through `/api/v2`, then runs
+every rendered probe. These tests assert on what happened; the last one stops the processes and
+checks the read-only root filesystems.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .harness.api import DAG_ID, TASKS
+
+pytestmark = pytest.mark.e2e
+
+
+def _airflow_containers(rendering) -> set[str]:
+    names = set()
+    for resource in rendering.kubernetes:
+        if resource.kind not in ("Job", "Deployment", "StatefulSet"):
+            continue
+        spec = resource.inputs["spec"]["template"]["spec"]
+        for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            if "airflow" in container["image"].split(":")[0].rsplit("/", 1)[-1]:
+                names.add(f"{resource.object_name}-e2e/{container['name']}")
+    return names
+
+
+def test_every_rendered_airflow_container_ran(stack_run):
+    """Nothing rendered is skipped: every Job/Deployment container (and init container) ran, and
+    every Job and init container exited 0."""
+    ran = {c.label for c in stack_run.cluster.all_containers if c.process is not None}
+    assert _airflow_containers(stack_run.rendering) <= ran
+    for container in stack_run.cluster.all_containers:
+        if container.init or container.pod in stack_run.cluster.job_pods:
+            assert container.exit_code == 0, f"{container.label} exited {container.exit_code}"
+
+
+def test_admin_credentials_come_from_the_rendering(stack_run):
+    """The password that logged in is the generated one the rendered admin Secret holds."""
+    secrets = stack_run.rendering.secret_data()
+    assert stack_run.admin_password in secrets.values()
+    assert stack_run.client is not None and stack_run.client.token
+
+
+def test_dag_run_succeeds(stack_run):
+    result = stack_run.result
+    assert result is not None
+    assert result.state == "success", (
+        f"DAG {DAG_ID} run {result.run_id} ended {result.state}; task states {result.task_states}"
+    )
+    assert result.task_states == dict.fromkeys(TASKS, "success")
+
+
+def test_task_logs_are_served_through_the_api(stack_run):
+    """The Variable reached the task (Execution API), the XCom reached the next task, and both
+    task logs come back through the api-server from the scheduler's log server."""
+    result = stack_run.result
+    produce, consume = result.logs["produce"], result.logs["consume"]
+    assert f"E2E-PRODUCE variable={result.variable_value}" in produce, produce[-3000:]
+    assert f"E2E-CONSUME xcom={result.variable_value}-42" in consume, consume[-3000:]
+
+
+def test_rendered_probes_pass(stack_run):
+    """Every liveness/readiness/startup probe of every running container, run like the kubelet."""
+    assert stack_run.probes, "no probe rendered on any Deployment container"
+    failed = [f"{p.container} {p.kind}: {p.detail}" for p in stack_run.probes if not p.ok]
+    assert not failed, "\n".join(failed)
+    probed = {p.container for p in stack_run.probes if p.kind == "livenessProbe"}
+    unprobed = {c.label for c in stack_run.cluster.main_containers()} - probed
+    assert not unprobed, f"containers without a livenessProbe: {sorted(unprobed)}"
+
+
+def test_declared_container_ports_are_listening(stack_run):
+    assert not stack_run.closed_ports, "\n".join(stack_run.closed_ports)
+
+
+def test_metrics_reach_the_statsd_exporter(stack_run):
+    """Where the stack renders a statsd exporter, the Airflow processes' metrics arrive there."""
+    if not stack_run.cluster.played_statsd:
+        print(f"\n[e2e] stack {stack_run.stack}: no statsd exporter rendered")
+        return
+    names = stack_run.statsd_metrics
+    if not names:
+        import subprocess
+
+        has_statsd = subprocess.run(
+            [str(stack_run.cluster.image.venv / "bin" / "python"), "-c", "import statsd"],
+            capture_output=True,
+            check=False,
+        )
+        assert has_statsd.returncode == 0, (
+            "no metrics: the Airflow venv lacks the `statsd` package that the official image ships "
+            "(install apache-airflow[...,statsd]); Airflow then silently sends nothing"
+        )
+    assert any(name.startswith("airflow.") for name in names), sorted(names)[:20]
+    print(f"\n[e2e] stack {stack_run.stack}: {len(names)} statsd metric names received")
+
+
+def test_benchmark_against_airflow_standalone(stack_run, standalone_benchmark):
+    """Not an assertion: the time to the first successful DAG run, next to `airflow standalone`."""
+    ours = stack_run.seconds_to_first_success
+    theirs = standalone_benchmark.seconds_to_first_success
+    ratio = f"{ours / theirs:.2f}x" if ours and theirs else "n/a"
+    print(
+        f"\nBENCHMARK stack={stack_run.stack}: first successful DAG run "
+        f"{ours:.1f}s after the first process started (Jobs, init containers, Deployments); "
+        f"airflow standalone: {f'{theirs:.1f}s' if theirs else 'n/a'}; ratio {ratio}"
+        if ours
+        else f"\nBENCHMARK stack={stack_run.stack}: no successful run to time"
+    )
+
+
+def test_nothing_written_to_the_read_only_root_filesystem(stack_run):
+    """Stop everything, then compare each read-only image root with what the image shipped."""
+    stack_run.stop()
+    writes = stack_run.cluster.root_writes()
+    assert not writes, (
+        "files written outside writable mounts (readOnlyRootFilesystem): "
+        + "; ".join(f"{container}: {', '.join(paths[:20])}" for container, paths in writes.items())
+    )
