@@ -165,8 +165,32 @@ def stack_run(request, airflow_venv, postgres_server, dag_files, e2e_dir, standa
         print(f"[e2e] stack {stack}: operator Secret played with placeholders: {secret}")
     for container in run.cluster.played_containers():
         print(f"[e2e] stack {stack}: played, not run (probes not exercised): {container.label}")
+    BENCHMARKS.append(_benchmark_line(stack, run, standalone_benchmark))
     yield run
     run.stop()
+
+
+# Benchmark figures, printed in the terminal summary (never asserted: machines differ).
+BENCHMARKS: list[str] = []
+
+
+def _benchmark_line(stack: str, run, standalone) -> str:
+    ours = run.seconds_to_first_success
+    theirs = standalone.seconds_to_first_success
+    if not ours:
+        return f"BENCHMARK stack={stack}: no successful run to time"
+    ratio = f"{ours / theirs:.2f}x" if theirs else "n/a"
+    baseline = f"{theirs:.1f}s" if theirs else "n/a"
+    return (
+        f"BENCHMARK stack={stack}: first successful DAG run {ours:.1f}s after the first process "
+        f"started (Jobs, init containers, Deployments); airflow standalone: {baseline}; "
+        f"ratio {ratio}"
+    )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    for line in BENCHMARKS:
+        terminalreporter.write_line(line)
 
 
 def _fmt(values: dict[str, float]) -> str:

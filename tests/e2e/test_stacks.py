@@ -100,20 +100,6 @@ def test_metrics_reach_the_statsd_exporter(stack_run):
     print(f"\n[e2e] stack {stack_run.stack}: {len(names)} statsd metric names received")
 
 
-def test_benchmark_against_airflow_standalone(stack_run, standalone_benchmark):
-    """Not an assertion: the time to the first successful DAG run, next to `airflow standalone`."""
-    ours = stack_run.seconds_to_first_success
-    theirs = standalone_benchmark.seconds_to_first_success
-    ratio = f"{ours / theirs:.2f}x" if ours and theirs else "n/a"
-    print(
-        f"\nBENCHMARK stack={stack_run.stack}: first successful DAG run "
-        f"{ours:.1f}s after the first process started (Jobs, init containers, Deployments); "
-        f"airflow standalone: {f'{theirs:.1f}s' if theirs else 'n/a'}; ratio {ratio}"
-        if ours
-        else f"\nBENCHMARK stack={stack_run.stack}: no successful run to time"
-    )
-
-
 def test_nothing_written_to_the_read_only_root_filesystem(stack_run):
     """Stop everything, then compare each read-only image root with what the image shipped."""
     stack_run.stop()
