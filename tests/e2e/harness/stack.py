@@ -105,7 +105,7 @@ def prepare_stack(
 
     cluster = LocalCluster(
         name=stack,
-        manifests=[r.manifest for r in rendering.kubernetes],
+        manifests=[r.manifest for r in in_dependency_order(rendering.kubernetes)],
         base_dir=base_dir,
         venv=venv,
         dag_files=dag_files,
@@ -160,3 +160,26 @@ def execute(run: StackRun) -> None:
     run.closed_ports = cluster.closed_ports()
     run.statsd_metrics = {name for sink in cluster.statsd_sinks for name in sink.metric_names()}
     run.timings["probes_done"] = time.monotonic() - t0
+
+
+def in_dependency_order(resources: list[Any]) -> list[Any]:
+    """Resources in the order Pulumi would finish them: each after what it `depends_on`
+    (stable otherwise), so Jobs run as `pulumi up` would await them, not as the mock saw them."""
+    by_urn = {r.urn: r for r in resources}
+    ordered: list[Any] = []
+    placed: set[str] = set()
+
+    def place(resource: Any, path: tuple[str, ...] = ()) -> None:
+        if resource.urn in placed:
+            return
+        if resource.urn in path:
+            raise HarnessError(f"dependency cycle through {resource.name}")
+        for dependency in resource.options.get("dependencies", []):
+            if dependency in by_urn:
+                place(by_urn[dependency], (*path, resource.urn))
+        placed.add(resource.urn)
+        ordered.append(resource)
+
+    for resource in resources:
+        place(resource)
+    return ordered
