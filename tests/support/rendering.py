@@ -120,7 +120,9 @@ def _unwrap(value: Any, path: str, secret_paths: list[str]) -> Any:
 
 def fake_password(name: str, inputs: dict[str, Any]) -> str:
     """What RandomPassword would return: the asked length and alphabet, seeded by the name."""
-    rng = random.Random(hashlib.sha256(name.encode()).digest())
+    # Keepers are part of the seed: changing them regenerates the value, as in pulumi-random.
+    seed = f"{name}|{json.dumps(inputs.get('keepers') or {}, sort_keys=True)}"
+    rng = random.Random(hashlib.sha256(seed.encode()).digest())
     alphabet = string.ascii_letters + string.digits
     if inputs.get("special", True):
         alphabet += inputs.get("overrideSpecial") or "!@#$%&*()-_=+[]{}<>:?"

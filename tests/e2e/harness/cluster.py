@@ -85,6 +85,8 @@ def image_role(image: str) -> str:
         return base
     if base == "statsd-exporter":
         return "statsd"
+    if base == "pgbouncer":
+        return "pgbouncer"
     raise HarnessError(f"image {image!r}: the harness does not know how to run or play it")
 
 
@@ -179,6 +181,25 @@ UNSUPPORTED_ENTRYPOINT_ENV = (
     "_AIRFLOW_WWW_USER_CREATE",
     "_PIP_ADDITIONAL_REQUIREMENTS",
 )
+
+
+@dataclass(frozen=True)
+class PgBouncerImage:
+    """A `pgbouncer` image: its binary is the host's /usr/sbin/pgbouncer. PgBouncer refuses to
+    run as root, so it runs as the pod's `runAsUser` (see `LocalPod._wrap`)."""
+
+    workdir: str = "/"
+
+    def env(self) -> dict[str, str]:
+        return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+    @property
+    def directories(self) -> tuple[str, ...]:
+        return ("/tmp",)
+
+    @staticmethod
+    def entrypoint(args: Sequence[str]) -> list[str]:
+        return ["pgbouncer", *args]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,7 +347,13 @@ class LocalPod:
         role = image_role(container["image"])
         if role == "postgres":
             raise HarnessError(f"{self.name}/{name}: Postgres runs beside other containers")
-        image: AirflowImage | RedisImage = cluster.image if role == "airflow" else RedisImage()
+        image: AirflowImage | RedisImage | PgBouncerImage
+        if role == "airflow":
+            image = cluster.image
+        elif role == "pgbouncer":
+            image = PgBouncerImage()
+        else:
+            image = RedisImage()
         rootfs = self.dir / "containers" / name / "rootfs"
         rootfs.mkdir(parents=True, exist_ok=True)
         directories = image.directories if role != "git-sync" else ("/tmp",)
@@ -431,6 +458,8 @@ class LocalPod:
 
         if role == "airflow":
             self._place_dags(name, resolved, rootfs, mount_paths)
+        if role == "pgbouncer":
+            argv = self._pgbouncer_config(name, argv, translate, ports)
 
         workdir = str(container.get("workingDir") or getattr(image, "workdir", "/"))
         cwd = Path(translate_path(workdir))
@@ -485,12 +514,63 @@ class LocalPod:
             self.cluster.put_dags_on_node_volume(volume)
         # emptyDir: filled by git-sync (played in this pod) or nobody (then no DAG is found).
 
+    def _run_as(self) -> tuple[int, int]:
+        security = self.spec.get("securityContext") or {}
+        uid = as_int(security.get("runAsUser", 0))
+        if uid == 0:
+            raise HarnessError(f"{self.name}: pgbouncer refuses root; the pod sets no runAsUser")
+        return uid, as_int(security.get("runAsGroup", uid))
+
+    def _pgbouncer_config(
+        self, name: str, argv: list[str], translate: Callable[[str], str], ports: Mapping[int, int]
+    ) -> list[str]:
+        """The node's view of the rendered pgbouncer.ini: the [databases] host/port and
+        listen_port mapped like env values (Service names -> loopback ports), paths into the
+        rootfs. The Secret volume gets the pod's fsGroup, as the kubelet does."""
+        config_arg = next((a for a in argv[1:] if a.endswith(".ini")), None)
+        if config_arg is None:
+            raise HarnessError(f"{self.name}/{name}: pgbouncer without a config file argument")
+        uid, gid = self._run_as()
+        fs_group = (self.spec.get("securityContext") or {}).get("fsGroup")
+        if fs_group is not None:
+            for volume, kind in self.volume_kinds.items():
+                if kind in ("secret", "configMap"):
+                    for path in self.volumes[volume].rglob("*"):
+                        os.chown(path, -1, as_int(fs_group), follow_symlinks=False)
+        lines = []
+        section = ""
+        for line in Path(config_arg).read_text().splitlines():
+            stripped = line.strip()
+            if stripped.startswith("["):
+                section = stripped
+            elif section == "[databases]" and "=" in stripped:
+                match = re.search(r"host=(\S+)\s+port=(\d+)", line)
+                if match:
+                    host, port = translate(f"{match.group(1)}:{match.group(2)}").rsplit(":", 1)
+                    line = line[: match.start()] + f"host={host} port={port}" + line[match.end() :]
+            elif section == "[pgbouncer]" and "=" in stripped:
+                key, value = (part.strip() for part in stripped.split("=", 1))
+                if key == "listen_addr":
+                    line = f"listen_addr = {LOOPBACK}"
+                elif key == "listen_port" and as_int(value) in ports:
+                    line = f"listen_port = {ports[as_int(value)]}"
+                elif value.startswith("/"):
+                    line = f"{key} = {translate(value)}"
+            lines.append(line)
+        rewritten = self.dir / f"{name}-node-pgbouncer.ini"
+        rewritten.write_text("\n".join(lines) + "\n")
+        os.chown(rewritten, uid, gid)
+        return [str(rewritten) if a == config_arg else a for a in argv]
+
     # -- running ------------------------------------------------------------------------------
 
-    def _wrap(self, argv: Sequence[str]) -> list[str]:
+    def _wrap(self, argv: Sequence[str], role: str = "airflow") -> list[str]:
         """Run as the pod would: its hostname and /etc/hosts (UTS + mount namespace), then every
-        capability dropped."""
+        capability dropped (PgBouncer, which refuses root, also as the pod's runAsUser)."""
         inner = drop_capabilities(argv)
+        if role == "pgbouncer" and os.geteuid() == 0:
+            uid, gid = self._run_as()
+            inner = [inner[0], f"--reuid={uid}", f"--regid={gid}", "--clear-groups", *inner[1:]]
         if not self.cluster.namespaces:
             return inner
         script = 'hostname "$1" && mount --bind "$2" /etc/hosts && shift 2 && exec "$@"'
@@ -515,7 +595,7 @@ class LocalPod:
         grace = as_int(self.spec.get("terminationGracePeriodSeconds", 30))
         process = ManagedProcess(
             container.label,
-            self._wrap(container.argv),
+            self._wrap(container.argv, container.role),
             container.env,
             container.cwd,
             container.log_path,
@@ -660,7 +740,7 @@ class LocalCluster:
                 self.jobs.append((workload, template.get("metadata") or {}))
             elif roles == {"postgres"}:
                 self.played_postgres.append(workload)
-            elif roles == {"redis"}:
+            elif roles in ({"redis"}, {"pgbouncer"}):
                 self.infrastructure.append((workload, template.get("metadata") or {}))
             elif roles == {"statsd"}:
                 self.played_statsd.append(workload)
