@@ -323,3 +323,22 @@ def test_kind_config_maps_the_node_port_and_mounts_the_dags_folder() -> None:
     (volume,) = rendering.of_kind("PersistentVolume")
     assert volume.inputs["spec"]["hostPath"]["path"] == mount["containerPath"]
     assert list((ROOT / "dags").glob("*.py")), "ship an example DAG for the local stack"
+
+
+@pytest.mark.parametrize("stack", ["local", "staging", "prod"])
+def test_rbac_is_namespaced_and_has_no_wildcards(stack: str) -> None:
+    cluster = cluster_config(stack)
+    cluster["executors"] = "CeleryExecutor,KubernetesExecutor"
+    if stack == "local":
+        cluster["dags"] = {"delivery": "image"}
+    cluster["kubernetesPodOperator"] = {"enabled": True}
+    rendering = render_stack(stack, cluster=cluster)
+    assert not rendering.of_kind("ClusterRole") and not rendering.of_kind("ClusterRoleBinding")
+    roles = rendering.of_kind("Role")
+    assert roles
+    for role in roles:
+        for rule in role.inputs["rules"]:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule.get(field, []), (role.object_name, rule)
+    for binding in rendering.of_kind("RoleBinding"):
+        assert binding.inputs["roleRef"]["kind"] == "Role"
