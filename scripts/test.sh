@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything the test suite needs on a fresh Debian 12 machine, then runs it:
 # the project venv, a separate venv with the pinned Apache Airflow (the real-Airflow suite),
-# PostgreSQL and Redis from apt (when root), then lint, type-check and pytest.
+# PostgreSQL, Redis and PgBouncer from apt (when root), then lint, type-check and pytest.
 # Usage: scripts/test.sh [extra pytest args]
 set -euo pipefail
 
@@ -19,6 +19,7 @@ log() { printf '\n==> %s\n' "$*"; }
 install_system_packages() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
+  [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   if ((${#missing[@]} == 0)); then
     return
@@ -33,6 +34,7 @@ install_system_packages() {
   # The suite starts its own servers on loopback ports; the packaged ones are not needed.
   service postgresql stop >/dev/null 2>&1 || true
   service redis-server stop >/dev/null 2>&1 || true
+  service pgbouncer stop >/dev/null 2>&1 || true
 }
 
 install_project_venv() {
