@@ -63,8 +63,6 @@ class AirflowRuntime:
     config: AirflowConfig
     naming: Naming
     secrets: SecretRefs
-    # Extra env every Airflow container gets, set by callers.
-    extra_env: tuple[EnvVarArgsDict, ...] = field(default=())
     # Annotations on long-running Airflow pods: checksums of what they read once at start.
     pod_annotations: tuple[tuple[str, pulumi.Input[str]], ...] = field(default=())
 
@@ -152,7 +150,6 @@ def airflow_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
     env += celery_env(runtime) + kubernetes_executor_env(runtime)
     env += metrics_env(config, runtime.naming) + remote_logging_env(config)
     env += declared_env(config, runtime.naming)
-    env += list(runtime.extra_env)
     return env
 
 

@@ -274,11 +274,6 @@ class AirflowCluster(pulumi.ComponentResource):
                 child,
             )
         if config.metrics.enabled:
-            k8s.core.v1.ServiceAccount(
-                f"{name}-{metrics.COMPONENT}",
-                opts=child,
-                **rbac.service_account_manifest(naming, metrics.COMPONENT),
-            )
             k8s.core.v1.ConfigMap(
                 f"{name}-{metrics.COMPONENT}",
                 metadata=self._metadata(naming, metrics.COMPONENT),
@@ -317,11 +312,6 @@ class AirflowCluster(pulumi.ComponentResource):
         ):
             if cron_spec is None:
                 continue
-            k8s.core.v1.ServiceAccount(
-                f"{name}-{component}",
-                opts=child,
-                **rbac.service_account_manifest(naming, component),
-            )
             k8s.batch.v1.CronJob(
                 f"{name}-{component}",
                 metadata=self._metadata(naming, component),
@@ -398,11 +388,6 @@ class AirflowCluster(pulumi.ComponentResource):
                     child, pulumi.ResourceOptions(protect=protect, retain_on_delete=protect)
                 ),
             )
-            k8s.core.v1.ServiceAccount(
-                f"{name}-{backups.COMPONENT}",
-                opts=child,
-                **rbac.service_account_manifest(naming, backups.COMPONENT),
-            )
             k8s.batch.v1.CronJob(
                 f"{name}-{backups.COMPONENT}",
                 metadata=self._metadata(naming, backups.COMPONENT),
@@ -453,11 +438,6 @@ class AirflowCluster(pulumi.ComponentResource):
                 {"pgbouncer.ini": ini, "userlist.txt": users},
             ),
         )
-        account = k8s.core.v1.ServiceAccount(
-            f"{self._name}-{pgbouncer.COMPONENT}",
-            opts=opts,
-            **rbac.service_account_manifest(naming, pgbouncer.COMPONENT),
-        )
         service = k8s.core.v1.Service(
             f"{self._name}-{pgbouncer.COMPONENT}",
             metadata=self._metadata(naming, pgbouncer.COMPONENT),
@@ -469,9 +449,7 @@ class AirflowCluster(pulumi.ComponentResource):
             f"{self._name}-{pgbouncer.COMPONENT}",
             metadata=self._metadata(naming, pgbouncer.COMPONENT),
             spec=pgbouncer.deployment_spec(config, naming, checksum),
-            opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=[secret, account])
-            ),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[secret])),
         )
         return [service, deployment]
 

@@ -41,6 +41,16 @@ def service_account_components(config: AirflowConfig) -> tuple[str, ...]:
             components += ("flower",)
     if config.kubernetes_executor is not None:
         components += ("task-pod",)
+        if config.housekeeping.cleanup_pods.enabled:
+            components += ("pod-cleanup",)
+    if config.housekeeping.db_clean.enabled:
+        components += ("db-clean",)
+    if config.metrics.enabled:
+        components += ("statsd",)
+    if config.pgbouncer.enabled:
+        components += ("pgbouncer",)
+    if config.backups.enabled:
+        components += ("backup",)
     return components
 
 

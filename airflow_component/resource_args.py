@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NotRequired, TypedDict
+from typing import TypedDict
 
 import pulumi
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
@@ -22,9 +22,3 @@ class ServiceAccountArgs(TypedDict):
 
 class NamespaceArgs(TypedDict):
     metadata: ObjectMetaArgsDict
-
-
-class ConfigMapArgs(TypedDict):
-    metadata: ObjectMetaArgsDict
-    data: Mapping[str, str]
-    immutable: NotRequired[bool]
