@@ -1,8 +1,9 @@
-"""The one place that builds what every Airflow container shares: env, mounts, security, pod spec.
+"""The one place that builds what Airflow containers share: env, mounts, security, pod spec.
 
-Every Airflow process (migrations, admin Job, api-server, scheduler, dag-processor, triggerer)
-is built from `airflow_container` and `airflow_pod_spec`, so the settings that must agree across
-processes (DB connection, Fernet key, JWT secret, API secret key, Execution API URL) cannot drift.
+Every Airflow container (Jobs, processes, CronJobs, the KubernetesExecutor task pod) is built
+from `airflow_container` and `airflow_pod_spec`, so the settings that must agree across
+processes (executor, Execution API URL, DB URL form, key names) cannot drift. Secrets are the
+exception on purpose: a container gets exactly the secrets its `Needs` declare.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_kubernetes.batch.v1 import JobSpecArgsDict
 from pulumi_kubernetes.core.v1 import (
     ContainerArgsDict,
     EnvVarArgsDict,
@@ -20,20 +20,22 @@ from pulumi_kubernetes.core.v1 import (
     VolumeMountArgsDict,
 )
 
-from .config import AirflowConfig, Resources, SecretKeyRef
+from .config import Resources
 from .dags import dag_mounts, dag_volumes, dags_folder, git_sync_init_containers, git_sync_sidecars
 from .declarative import declared_env
 from .fernet import fernet_env
-from .metrics import metrics_env
-from .naming import (
-    AIRFLOW_GID,
-    AIRFLOW_HOME,
-    AIRFLOW_UID,
-    API_SERVER_PORT,
-    LOGS_FOLDER,
-    Naming,
+from .kube import (
+    container_security_context,
+    plain_env,
+    pod_security_context,
+    resource_requirements,
+    secret_env,
 )
-from .secrets import SecretRefs
+from .metrics import metrics_env
+from .naming import AIRFLOW_GID, AIRFLOW_HOME, AIRFLOW_UID, LOGS_FOLDER, Naming
+from .needs import Needs, Secret
+from .resolve import ResolvedConfig
+from .secrets import SecretRefs, postgres_url_command
 
 SIMPLE_AUTH_MANAGER = (
     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -51,6 +53,7 @@ SIMPLE_AUTH_PASSWORDS_PATH = f"{SIMPLE_AUTH_DIR}/passwords.json"
 # file only has to exist.
 AIRFLOW_CFG_PATH = f"{AIRFLOW_HOME}/airflow.cfg"
 AIRFLOW_CFG = "# Settings come from AIRFLOW__* environment variables (airflow-k8s).\n"
+AIRFLOW_CFG_COMPONENT = "airflow-cfg"
 # Kubernetes expands $(VAR) in args from the container's env, so the password never lands
 # in the manifest; only the reference does.
 METADATA_PASSWORD_ENV = "AIRFLOW_METADATA_DB_PASSWORD"
@@ -58,9 +61,9 @@ METADATA_PASSWORD_ENV = "AIRFLOW_METADATA_DB_PASSWORD"
 
 @dataclass(frozen=True)
 class AirflowRuntime:
-    """Everything the shared container builders need: validated config, names, secret refs."""
+    """Everything the shared container builders need: resolved config, names, secret refs."""
 
-    config: AirflowConfig
+    config: ResolvedConfig
     naming: Naming
     secrets: SecretRefs
     # Annotations on long-running Airflow pods: checksums of what they read once at start.
@@ -89,47 +92,86 @@ class AirflowRuntime:
         return FAB_AUTH_MANAGER if self.config.auth.manager == "fab" else SIMPLE_AUTH_MANAGER
 
 
-def secret_env(name: str, ref: SecretKeyRef) -> EnvVarArgsDict:
-    return {"name": name, "value_from": {"secret_key_ref": {"name": ref.name, "key": ref.key}}}
+def simple_auth(runtime: AirflowRuntime, needs: Needs) -> bool:
+    """SimpleAuthManager's passwords file: only where the admin password is needed."""
+    return runtime.config.auth.manager == "simple" and needs.needs(Secret.ADMIN_PASSWORD)
 
 
-def plain_env(name: str, value: str) -> EnvVarArgsDict:
-    return {"name": name, "value": value}
+def _metadata_password_env(secrets: SecretRefs) -> EnvVarArgsDict:
+    assert secrets.metadata_password is not None
+    return secret_env(METADATA_PASSWORD_ENV, secrets.metadata_password)
 
 
-def metadata_connection_env(
-    secrets: SecretRefs, config: AirflowConfig, naming: Naming
-) -> list[EnvVarArgsDict]:
+def metadata_connection_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
     """The metadata DB connection: a URL from a Secret, or a command composing it at runtime."""
+    secrets = runtime.secrets
     if secrets.metadata_connection is not None:
         return [secret_env("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", secrets.metadata_connection)]
-    assert secrets.metadata_password is not None
     # The password lives in a Secret we do not own: Airflow's `_CMD` form of this sensitive
     # option builds the URL in the container, URL-encoding the password there.
-    from .secrets import postgres_url_command
-
     return [
-        secret_env(METADATA_PASSWORD_ENV, secrets.metadata_password),
+        _metadata_password_env(secrets),
         plain_env(
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
-            postgres_url_command(config, naming, METADATA_PASSWORD_ENV),
+            postgres_url_command(runtime.config, runtime.naming, METADATA_PASSWORD_ENV),
         ),
     ]
 
 
-def airflow_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
-    """The environment shared by every Airflow container, secrets only as secretKeyRef."""
+def result_backend_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
+    secrets = runtime.secrets
+    if secrets.celery_result_backend is not None:
+        return [secret_env("AIRFLOW__CELERY__RESULT_BACKEND", secrets.celery_result_backend)]
+    env = [] if needs.needs(Secret.METADATA_DB) else [_metadata_password_env(secrets)]
+    command = postgres_url_command(
+        runtime.config, runtime.naming, METADATA_PASSWORD_ENV, scheme_prefix="db+"
+    )
+    return [*env, plain_env("AIRFLOW__CELERY__RESULT_BACKEND_CMD", command)]
+
+
+def secret_scoped_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
+    """The secrets this container needs, each as a secretKeyRef, and nothing else."""
     config, secrets = runtime.config, runtime.secrets
+    env: list[EnvVarArgsDict] = []
+    if needs.needs(Secret.METADATA_DB):
+        env += metadata_connection_env(runtime)
+    if needs.needs(Secret.FERNET_KEY):
+        env += fernet_env(config.fernet.previous_keys, secrets.fernet_key)
+    if needs.needs(Secret.JWT_SECRET):
+        env.append(secret_env("AIRFLOW__API_AUTH__JWT_SECRET", secrets.jwt_secret))
+    if needs.needs(Secret.API_SECRET_KEY):
+        env.append(secret_env("AIRFLOW__API__SECRET_KEY", secrets.api_secret_key))
+    if needs.needs(Secret.BROKER_URL) and secrets.celery_broker_url is not None:
+        env.append(secret_env("AIRFLOW__CELERY__BROKER_URL", secrets.celery_broker_url))
+    if needs.needs(Secret.RESULT_BACKEND) and config.celery is not None:
+        env += result_backend_env(runtime, needs)
+    if needs.needs(Secret.FLOWER_AUTH) and secrets.flower_basic_auth is not None:
+        env.append(secret_env("AIRFLOW__CELERY__FLOWER_BASIC_AUTH", secrets.flower_basic_auth))
+    if simple_auth(runtime, needs):
+        env.append(
+            plain_env(
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", SIMPLE_AUTH_PASSWORDS_PATH
+            )
+        )
+    if needs.needs(Secret.DECLARED):
+        env += declared_env(config.connections, config.variables, runtime.naming)
+    remote = config.logging.remote
+    if needs.needs(Secret.REMOTE_LOGS) and remote and remote.connection_secret:
+        env.append(
+            secret_env(f"AIRFLOW_CONN_{remote.connection_id.upper()}", remote.connection_secret)
+        )
+    return env
+
+
+def shared_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
+    """Settings that are the same in every Airflow container and hold no secret."""
+    config = runtime.config
     env: list[EnvVarArgsDict] = [
-        *metadata_connection_env(secrets, config, runtime.naming),
-        *fernet_env(config, secrets.fernet_key),
-        secret_env("AIRFLOW__API_AUTH__JWT_SECRET", secrets.jwt_secret),
-        secret_env("AIRFLOW__API__SECRET_KEY", secrets.api_secret_key),
         plain_env("AIRFLOW__CORE__EXECUTOR", config.executor_setting),
         plain_env("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", runtime.execution_api_url),
         plain_env("AIRFLOW__API__BASE_URL", runtime.base_url),
         plain_env("AIRFLOW__CORE__LOAD_EXAMPLES", "False"),
-        plain_env("AIRFLOW__CORE__DAGS_FOLDER", dags_folder(config)),
+        plain_env("AIRFLOW__CORE__DAGS_FOLDER", dags_folder(config.dags)),
         plain_env("AIRFLOW__LOGGING__BASE_LOG_FOLDER", LOGS_FOLDER),
         plain_env("AIRFLOW__CORE__AUTH_MANAGER", runtime.auth_manager),
         plain_env("AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK", "True"),
@@ -138,59 +180,36 @@ def airflow_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
         plain_env("AIRFLOW__CORE__HOSTNAME_CALLABLE", "airflow.utils.net.get_host_ip_address"),
     ]
     if config.auth.manager == "simple":
-        env += [
+        env.append(
             plain_env(
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", f"{config.auth.admin_username}:admin"
-            ),
-            plain_env(
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE", SIMPLE_AUTH_PASSWORDS_PATH
-            ),
-        ]
-    env.append(plain_env("AIRFLOW__CORE__PARALLELISM", str(config.parallelism)))
-    env += celery_env(runtime) + kubernetes_executor_env(runtime)
-    env += metrics_env(config, runtime.naming) + remote_logging_env(config)
-    env += declared_env(config, runtime.naming)
-    return env
-
-
-def remote_logging_env(config: AirflowConfig) -> list[EnvVarArgsDict]:
-    remote = config.logging.remote
-    if remote is None:
-        return []
-    env = [
-        plain_env("AIRFLOW__LOGGING__REMOTE_LOGGING", "True"),
-        plain_env("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", remote.base_folder),
-        plain_env("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", remote.connection_id),
-    ]
-    if remote.connection_secret is not None:
-        env.append(
-            secret_env(f"AIRFLOW_CONN_{remote.connection_id.upper()}", remote.connection_secret)
-        )
-    return env
-
-
-def celery_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
-    celery, secrets = runtime.config.celery, runtime.secrets
-    if celery is None:
-        return []
-    assert secrets.celery_broker_url is not None
-    env = [
-        secret_env("AIRFLOW__CELERY__BROKER_URL", secrets.celery_broker_url),
-        plain_env("AIRFLOW__CELERY__WORKER_CONCURRENCY", str(celery.workers.concurrency)),
-    ]
-    if secrets.celery_result_backend is not None:
-        env.append(secret_env("AIRFLOW__CELERY__RESULT_BACKEND", secrets.celery_result_backend))
-    else:
-        from .secrets import postgres_url_command
-
-        env.append(
-            plain_env(
-                "AIRFLOW__CELERY__RESULT_BACKEND_CMD",
-                postgres_url_command(
-                    runtime.config, runtime.naming, METADATA_PASSWORD_ENV, scheme_prefix="db+"
-                ),
             )
         )
+    env.append(plain_env("AIRFLOW__CORE__PARALLELISM", str(config.parallelism)))
+    if config.celery is not None:
+        env.append(
+            plain_env("AIRFLOW__CELERY__WORKER_CONCURRENCY", str(config.celery.workers.concurrency))
+        )
+    env += kubernetes_executor_env(runtime)
+    env += metrics_env(config.metrics.enabled, runtime.naming)
+    remote = config.logging.remote
+    if remote is not None:
+        env += [
+            plain_env("AIRFLOW__LOGGING__REMOTE_LOGGING", "True"),
+            plain_env("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", remote.base_folder),
+            plain_env("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", remote.connection_id),
+        ]
+    return env
+
+
+def airflow_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
+    """The environment of one Airflow container: shared settings, then its own secrets."""
+    env = [*shared_env(runtime), *secret_scoped_env(runtime, needs)]
+    if not needs.needs(Secret.METADATA_DB):
+        # The image's entrypoint runs `airflow db check` before any command unless this is 0;
+        # without DB credentials that check hits a default SQLite file and the container exits.
+        # (Pods that use the DB check it in their wait-for-migrations init container.)
+        env.append(plain_env("CONNECTION_CHECK_MAX_COUNT", "0"))
     return env
 
 
@@ -219,7 +238,11 @@ def logs_claim_name(naming: Naming) -> str:
     return naming.object("logs")
 
 
-def airflow_volumes(runtime: AirflowRuntime) -> list[VolumeArgsDict]:
+def airflow_cfg_config_map(naming: Naming) -> str:
+    return naming.object(AIRFLOW_CFG_COMPONENT)
+
+
+def airflow_volumes(runtime: AirflowRuntime, needs: Needs) -> list[VolumeArgsDict]:
     logs: VolumeArgsDict = (
         {
             "name": "logs",
@@ -233,7 +256,7 @@ def airflow_volumes(runtime: AirflowRuntime) -> list[VolumeArgsDict]:
         _writable_dir("tmp"),
         {"name": "airflow-cfg", "config_map": {"name": airflow_cfg_config_map(runtime.naming)}},
     ]
-    if runtime.config.auth.manager == "simple":
+    if simple_auth(runtime, needs):
         ref = runtime.secrets.simple_auth_passwords
         volumes += [
             {
@@ -249,13 +272,8 @@ def airflow_volumes(runtime: AirflowRuntime) -> list[VolumeArgsDict]:
     return volumes
 
 
-def airflow_cfg_config_map(naming: Naming) -> str:
-    return naming.object("airflow-cfg")
-
-
 def simple_auth_init_container(runtime: AirflowRuntime) -> ContainerArgsDict:
     """Copies the passwords file from its Secret into the writable emptyDir Airflow uses."""
-    assert runtime.config.job_resources is not None
     source = f"{SIMPLE_AUTH_SECRET_DIR}/passwords.json"
     return {
         "name": "simple-auth-passwords",
@@ -267,12 +285,12 @@ def simple_auth_init_container(runtime: AirflowRuntime) -> ContainerArgsDict:
             {"name": "simple-auth-secret", "mount_path": SIMPLE_AUTH_SECRET_DIR, "read_only": True},
             {"name": "simple-auth", "mount_path": SIMPLE_AUTH_DIR},
         ],
-        "resources": resource_requirements(runtime.config.job_resources),  # type: ignore[typeddict-item]
-        "security_context": container_security_context(),  # type: ignore[typeddict-item]
+        "resources": resource_requirements(runtime.config.job_resources),
+        "security_context": container_security_context(),
     }
 
 
-def airflow_volume_mounts(runtime: AirflowRuntime) -> list[VolumeMountArgsDict]:
+def airflow_volume_mounts(runtime: AirflowRuntime, needs: Needs) -> list[VolumeMountArgsDict]:
     mounts: list[VolumeMountArgsDict] = [
         {"name": "logs", "mount_path": LOGS_FOLDER},
         {"name": "tmp", "mount_path": "/tmp"},
@@ -283,74 +301,51 @@ def airflow_volume_mounts(runtime: AirflowRuntime) -> list[VolumeMountArgsDict]:
             "read_only": True,
         },
     ]
-    if runtime.config.auth.manager == "simple":
+    if simple_auth(runtime, needs):
         mounts.append({"name": "simple-auth", "mount_path": SIMPLE_AUTH_DIR})
     return mounts
 
 
-def container_security_context() -> dict[str, object]:
-    """Pod Security "restricted" at container level, with a read-only root filesystem."""
-    return {
-        "allow_privilege_escalation": False,
-        "capabilities": {"drop": ["ALL"]},
-        "read_only_root_filesystem": True,
-        "run_as_non_root": True,
-        "seccomp_profile": {"type": "RuntimeDefault"},
-    }
-
-
-def pod_security_context(uid: int, gid: int, fs_group: int | None = None) -> dict[str, object]:
-    context: dict[str, object] = {
-        "run_as_non_root": True,
-        "run_as_user": uid,
-        "run_as_group": gid,
-        "seccomp_profile": {"type": "RuntimeDefault"},
-    }
-    if fs_group is not None:
-        context["fs_group"] = fs_group
-    return context
-
-
-def resource_requirements(resources: Resources) -> dict[str, dict[str, str]]:
-    return {side: getattr(resources, side).model_dump() for side in ("requests", "limits")}
-
-
 def airflow_container(
     runtime: AirflowRuntime,
+    needs: Needs,
     name: str,
     args: Sequence[str],
     resources: Resources,
     *,
     extra: ContainerArgsDict | None = None,
     extra_env: Sequence[EnvVarArgsDict] = (),
-    reads_dags: bool = False,
     extra_mounts: Sequence[VolumeMountArgsDict] = (),
 ) -> ContainerArgsDict:
     """An Airflow container: the image entrypoint runs `airflow <args>`."""
-    mounts = airflow_volume_mounts(runtime)
-    if reads_dags:
-        mounts += dag_mounts(runtime.config)
+    mounts = airflow_volume_mounts(runtime, needs)
+    if needs.reads_dags:
+        mounts += dag_mounts(runtime.config.dags)
     container: ContainerArgsDict = {
         "name": name,
         "image": runtime.config.image.reference,
         "image_pull_policy": runtime.config.image.pull_policy,
         "args": list(args),
-        "env": [*airflow_env(runtime), *extra_env],
+        "env": [*airflow_env(runtime, needs), *extra_env],
         "volume_mounts": [*mounts, *extra_mounts],
-        "resources": resource_requirements(resources),  # type: ignore[typeddict-item]
-        "security_context": container_security_context(),  # type: ignore[typeddict-item]
+        "resources": resource_requirements(resources),
+        "security_context": container_security_context(),
     }
     if extra:
         container.update(extra)
     return container
 
 
+# What the init container that waits for the schema needs: the database, nothing else.
+_MIGRATION_WAIT = Needs("wait-for-migrations", secrets=frozenset({Secret.METADATA_DB}))
+
+
 def wait_for_migrations_container(runtime: AirflowRuntime) -> ContainerArgsDict:
     """Init container: block until the schema matches this image, so no pod runs on an old one."""
     timeout = runtime.config.migrations.wait_timeout_seconds
-    assert runtime.config.job_resources is not None
     return airflow_container(
         runtime,
+        _MIGRATION_WAIT,
         "wait-for-migrations",
         ["db", "check-migrations", f"--migration-wait-timeout={timeout}"],
         runtime.config.job_resources,
@@ -359,34 +354,32 @@ def wait_for_migrations_container(runtime: AirflowRuntime) -> ContainerArgsDict:
 
 def airflow_pod_spec(
     runtime: AirflowRuntime,
-    service_account: str,
+    needs: Needs,
     containers: list[ContainerArgsDict],
     *,
     wait_for_migrations: bool = True,
-    reads_dags: bool = False,
     dag_sidecar: bool = True,
-    api_access: bool = False,
     restart_policy: str | None = None,
     termination_grace_period_seconds: int | None = None,
     extra_volumes: Sequence[VolumeArgsDict] = (),
 ) -> PodSpecArgsDict:
     config = runtime.config
-    volumes = airflow_volumes(runtime)
+    volumes = airflow_volumes(runtime, needs)
     init_containers: list[ContainerArgsDict] = []
-    if reads_dags:
-        volumes += dag_volumes(config, runtime.naming)
+    if needs.reads_dags:
+        volumes += dag_volumes(config.dags, runtime.naming)
         if dag_sidecar:
-            containers = [*containers, *git_sync_sidecars(config)]
-        init_containers += git_sync_init_containers(config)
-    if config.auth.manager == "simple":
+            containers = [*containers, *git_sync_sidecars(config.dags)]
+        init_containers += git_sync_init_containers(config.dags)
+    if simple_auth(runtime, needs):
         init_containers.insert(0, simple_auth_init_container(runtime))
     if wait_for_migrations:
         init_containers.append(wait_for_migrations_container(runtime))
     spec: PodSpecArgsDict = {
-        "service_account_name": service_account,
+        "service_account_name": runtime.naming.object(needs.account),
         # A token only where the process calls the Kubernetes API (launching pods).
-        "automount_service_account_token": api_access,
-        "security_context": pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),  # type: ignore[typeddict-item]
+        "automount_service_account_token": needs.launches_pods,
+        "security_context": pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),
         "containers": containers,
         "volumes": [*volumes, *extra_volumes],
     }
@@ -399,48 +392,3 @@ def airflow_pod_spec(
     if termination_grace_period_seconds is not None:
         spec["termination_grace_period_seconds"] = termination_grace_period_seconds
     return spec
-
-
-__all__ = [
-    "API_SERVER_PORT",
-    "AirflowRuntime",
-    "airflow_container",
-    "airflow_env",
-    "airflow_pod_spec",
-]
-
-
-def airflow_job_spec(
-    runtime: AirflowRuntime,
-    component: str,
-    args: list[str],
-    *,
-    wait: bool = True,
-    extra_env: Sequence[EnvVarArgsDict] = (),
-    extra_mounts: Sequence[VolumeMountArgsDict] = (),
-    extra_volumes: Sequence[VolumeArgsDict] = (),
-) -> JobSpecArgsDict:
-    """A one-off Airflow command as a Job, with the shared env and the Jobs' ServiceAccount."""
-    assert runtime.config.job_resources is not None
-    container = airflow_container(
-        runtime,
-        component,
-        args,
-        runtime.config.job_resources,
-        extra_env=extra_env,
-        extra_mounts=extra_mounts,
-    )
-    return {
-        "backoff_limit": 4,
-        "template": {
-            "metadata": {"labels": runtime.naming.airflow_pod_labels(component)},
-            "spec": airflow_pod_spec(
-                runtime,
-                runtime.naming.object("jobs"),
-                [container],
-                wait_for_migrations=wait,
-                restart_policy="OnFailure",
-                extra_volumes=extra_volumes,
-            ),
-        },
-    }

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pulumi_kubernetes.autoscaling.v2 import HorizontalPodAutoscalerSpecArgsDict
 
-from .config import AirflowConfig
 from .naming import Naming
+from .resolve import ResolvedConfig
 
 
 def api_server_hpa_spec(
-    config: AirflowConfig, naming: Naming
+    config: ResolvedConfig, naming: Naming
 ) -> HorizontalPodAutoscalerSpecArgsDict:
     settings = config.autoscaling.api_server
     return {
@@ -35,7 +35,7 @@ def api_server_hpa_spec(
     }
 
 
-def worker_scaled_object_spec(config: AirflowConfig, naming: Naming) -> dict[str, object]:
+def worker_scaled_object_spec(config: ResolvedConfig, naming: Naming) -> dict[str, object]:
     """KEDA: as many workers as queued + running Celery tasks need, at `concurrency` each."""
     assert config.celery is not None
     settings = config.autoscaling.celery_workers
@@ -68,15 +68,3 @@ def keda_trigger_authentication_spec(metadata_secret: str) -> dict[str, object]:
             {"parameter": "connection", "name": metadata_secret, "key": "keda-connection"}
         ]
     }
-
-
-def effective_min_replicas(config: AirflowConfig, component: str) -> int:
-    """The fewest pods a component can have, autoscaled or not (PDBs must allow evictions)."""
-    if component == "api-server" and config.autoscaling.api_server.enabled:
-        return config.autoscaling.api_server.min_replicas
-    if component == "worker" and config.celery is not None:
-        if config.autoscaling.celery_workers.enabled:
-            return config.autoscaling.celery_workers.min_replicas
-        return config.celery.workers.replicas
-    process = {"api-server": config.api_server, "scheduler": config.scheduler}.get(component)
-    return process.replicas if process else 0

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pulumi_kubernetes.batch.v1 import CronJobSpecArgsDict
 
-from .airflow_env import (
+from .database import POSTGRES_GID
+from .datastore import RUN_UID
+from .kube import (
     container_security_context,
     pod_security_context,
     resource_requirements,
     secret_env,
 )
-from .config import AirflowConfig
 from .naming import POSTGRES_PORT, Naming
+from .resolve import ResolvedConfig
 from .secrets import SecretRefs
 
 COMPONENT = "backup"
@@ -23,13 +25,10 @@ def backup_claim_name(naming: Naming) -> str:
 
 
 def backup_cron_job_spec(
-    config: AirflowConfig, naming: Naming, secrets: SecretRefs
+    config: ResolvedConfig, naming: Naming, secrets: SecretRefs
 ) -> CronJobSpecArgsDict:
-    from .database import POSTGRES_GID
-    from .datastore import RUN_UID
-
     postgres = config.database.in_cluster
-    assert secrets.postgres_password is not None and postgres.resources is not None
+    assert secrets.postgres_password is not None
     keep = config.backups.keep
     script = (
         "set -eu; "
@@ -53,7 +52,7 @@ def backup_cron_job_spec(
                         "service_account_name": naming.object(COMPONENT),
                         "automount_service_account_token": False,
                         "restart_policy": "Never",
-                        "security_context": pod_security_context(  # type: ignore[typeddict-item]
+                        "security_context": pod_security_context(
                             RUN_UID, POSTGRES_GID, POSTGRES_GID
                         ),
                         "containers": [
@@ -72,8 +71,8 @@ def backup_cron_job_spec(
                                     {"name": "backups", "mount_path": MOUNT},
                                     {"name": "tmp", "mount_path": "/tmp"},
                                 ],
-                                "resources": resource_requirements(postgres.resources),  # type: ignore[typeddict-item]
-                                "security_context": container_security_context(),  # type: ignore[typeddict-item]
+                                "resources": resource_requirements(postgres.resources),
+                                "security_context": container_security_context(),
                             }
                         ],
                         "volumes": [

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgsDict
-from pulumi_kubernetes.core.v1 import ServiceSpecArgsDict
+from pulumi_kubernetes.core.v1 import ContainerArgsDict, ServiceSpecArgsDict
 
-from .airflow_env import secret_env
-from .config import RedisConfig, SecretKeyRef
-from .datastore import DataStore, exec_probe, headless_service_spec, statefulset_spec
+from .config import SecretKeyRef
+from .datastore import DataStore, headless_service_spec, statefulset_spec
+from .kube import exec_probe, secret_env
 from .naming import REDIS_PORT, Naming
+from .resolve import Redis
 from .secrets import PASSWORD, redis_secret_name
 
 COMPONENT = "redis"
@@ -21,8 +22,7 @@ def redis_password_ref(naming: Naming) -> SecretKeyRef:
     return SecretKeyRef(name=redis_secret_name(naming), key=PASSWORD)
 
 
-def redis_store(redis: RedisConfig) -> DataStore:
-    assert redis.resources is not None
+def redis_store(redis: Redis) -> DataStore:
     return DataStore(
         component=COMPONENT,
         port_name="redis",
@@ -36,17 +36,17 @@ def redis_store(redis: RedisConfig) -> DataStore:
     )
 
 
-def redis_service_spec(naming: Naming, redis: RedisConfig) -> ServiceSpecArgsDict:
+def redis_service_spec(naming: Naming, redis: Redis) -> ServiceSpecArgsDict:
     return headless_service_spec(naming, redis_store(redis))
 
 
-def redis_statefulset_spec(naming: Naming, redis: RedisConfig) -> StatefulSetSpecArgsDict:
+def redis_statefulset_spec(naming: Naming, redis: Redis) -> StatefulSetSpecArgsDict:
     persistent = not redis.storage.ephemeral
     # $(REDIS_PASSWORD) is expanded by the kubelet from the secretKeyRef env.
     args = ["--requirepass", f"$({PASSWORD_ENV})", "--dir", "/data", "--save", ""]
     args += ["--appendonly", "yes" if persistent else "no"]
     ping = ["sh", "-c", f'redis-cli -a "${PASSWORD_ENV}" --no-auth-warning ping | grep -q PONG']
-    container = {
+    container: ContainerArgsDict = {
         "name": "redis",
         "image": redis.image,
         "command": ["redis-server"],
@@ -55,4 +55,4 @@ def redis_statefulset_spec(naming: Naming, redis: RedisConfig) -> StatefulSetSpe
         "readiness_probe": exec_probe(ping, period=10),
         "liveness_probe": exec_probe(ping, period=20, initial_delay=15),
     }
-    return statefulset_spec(naming, redis_store(redis), container, "/data")  # type: ignore[arg-type]
+    return statefulset_spec(naming, redis_store(redis), container, "/data")

@@ -16,8 +16,9 @@ from pulumi_kubernetes.core.v1 import (
     VolumeMountArgsDict,
 )
 
-from .config import AirflowConfig, GitSyncConfig
+from .kube import claim_spec, container_security_context, resource_requirements
 from .naming import AIRFLOW_GID, DAGS_FOLDER, Naming
+from .resolve import Dags, GitSync
 
 DAGS_VOLUME = "dags"
 GIT_SYNC_ROOT = "/git"
@@ -28,10 +29,10 @@ GIT_SECRET_MOUNT = "/etc/git-secret"
 HOST_PATH_STORAGE_CLASS = "airflow-dags-host-path"
 
 
-def dags_folder(config: AirflowConfig) -> str:
+def dags_folder(dags: Dags) -> str:
     """Where Airflow finds DAGs; for git-sync, the symlink git-sync swaps atomically."""
-    git_sync = config.dags.git_sync
-    if config.dags.delivery == "git-sync" and git_sync is not None:
+    git_sync = dags.git_sync
+    if dags.delivery == "git-sync" and git_sync is not None:
         folder = f"{DAGS_FOLDER}/{GIT_SYNC_LINK}"
         return f"{folder}/{git_sync.sub_path.strip('/')}" if git_sync.sub_path else folder
     return DAGS_FOLDER
@@ -46,22 +47,22 @@ def host_path_volume_name(naming: Naming) -> str:
     return f"{naming.namespace}-{naming.object('dags')}"
 
 
-def dag_volumes(config: AirflowConfig, naming: Naming) -> list[VolumeArgsDict]:
-    delivery = config.dags.delivery
+def dag_volumes(dags: Dags, naming: Naming) -> list[VolumeArgsDict]:
+    delivery = dags.delivery
     if delivery == "image":
         return []
     if delivery == "git-sync":
-        assert config.dags.git_sync is not None
+        assert dags.git_sync is not None
         volumes: list[VolumeArgsDict] = [
             {"name": DAGS_VOLUME, "empty_dir": {"size_limit": "2Gi"}},
             {"name": "git-sync-tmp", "empty_dir": {"size_limit": "256Mi"}},
         ]
-        if config.dags.git_sync.ssh_key_secret:
+        if dags.git_sync.ssh_key_secret:
             volumes.append(
                 {
                     "name": "git-secret",
                     "secret": {
-                        "secret_name": config.dags.git_sync.ssh_key_secret,
+                        "secret_name": dags.git_sync.ssh_key_secret,
                         "default_mode": 0o440,
                         "items": [
                             {"key": "ssh-privatekey", "path": "ssh"},
@@ -72,8 +73,8 @@ def dag_volumes(config: AirflowConfig, naming: Naming) -> list[VolumeArgsDict]:
             )
         return volumes
     claim = (
-        config.dags.volume.existing_claim
-        if delivery == "volume" and config.dags.volume and config.dags.volume.existing_claim
+        dags.volume.existing_claim
+        if delivery == "volume" and dags.volume and dags.volume.existing_claim
         else dags_claim_name(naming)
     )
     return [
@@ -84,14 +85,14 @@ def dag_volumes(config: AirflowConfig, naming: Naming) -> list[VolumeArgsDict]:
     ]
 
 
-def dag_mounts(config: AirflowConfig) -> list[VolumeMountArgsDict]:
+def dag_mounts(dags: Dags) -> list[VolumeMountArgsDict]:
     """Airflow containers only read DAGs: the mount is read-only whatever the delivery."""
-    if config.dags.delivery == "image":
+    if dags.delivery == "image":
         return []
     return [{"name": DAGS_VOLUME, "mount_path": DAGS_FOLDER, "read_only": True}]
 
 
-def _git_sync_env(git_sync: GitSyncConfig, one_time: bool) -> list[EnvVarArgsDict]:
+def _git_sync_env(git_sync: GitSync, one_time: bool) -> list[EnvVarArgsDict]:
     env: list[EnvVarArgsDict] = [
         {"name": "GITSYNC_REPO", "value": git_sync.repo},
         {"name": "GITSYNC_REF", "value": git_sync.ref},
@@ -127,12 +128,8 @@ def _git_sync_env(git_sync: GitSyncConfig, one_time: bool) -> list[EnvVarArgsDic
     return env
 
 
-def git_sync_container(config: AirflowConfig, one_time: bool) -> ContainerArgsDict:
+def git_sync_container(git_sync: GitSync, one_time: bool) -> ContainerArgsDict:
     """The git-sync sidecar (or, `one_time`, the init container of a task pod)."""
-    from .airflow_env import container_security_context, resource_requirements
-
-    git_sync = config.dags.git_sync
-    assert git_sync is not None and git_sync.resources is not None
     mounts: list[VolumeMountArgsDict] = [
         {"name": DAGS_VOLUME, "mount_path": GIT_SYNC_ROOT},
         {"name": "git-sync-tmp", "mount_path": "/tmp"},
@@ -144,9 +141,9 @@ def git_sync_container(config: AirflowConfig, one_time: bool) -> ContainerArgsDi
         "image": git_sync.image,
         "env": _git_sync_env(git_sync, one_time),
         "volume_mounts": mounts,
-        "resources": resource_requirements(git_sync.resources),  # type: ignore[typeddict-item]
+        "resources": resource_requirements(git_sync.resources),
         "security_context": {
-            **container_security_context(),  # type: ignore[typeddict-item]
+            **container_security_context(),
             # git-sync's own uid; group 0 (the pod's fsGroup) lets Airflow (50000:0) read.
             "run_as_user": GIT_SYNC_UID,
             "run_as_group": AIRFLOW_GID,
@@ -167,30 +164,21 @@ def git_sync_container(config: AirflowConfig, one_time: bool) -> ContainerArgsDi
     return container
 
 
-def git_sync_sidecars(config: AirflowConfig) -> list[ContainerArgsDict]:
-    return (
-        [git_sync_container(config, one_time=False)] if config.dags.delivery == "git-sync" else []
-    )
+def git_sync_sidecars(dags: Dags) -> list[ContainerArgsDict]:
+    git_sync = dags.git_sync if dags.delivery == "git-sync" else None
+    return [git_sync_container(git_sync, one_time=False)] if git_sync else []
 
 
-def git_sync_init_containers(config: AirflowConfig) -> list[ContainerArgsDict]:
+def git_sync_init_containers(dags: Dags) -> list[ContainerArgsDict]:
     """The first sync before Airflow starts, so a process never parses an empty folder."""
-    return [git_sync_container(config, one_time=True)] if config.dags.delivery == "git-sync" else []
+    git_sync = dags.git_sync if dags.delivery == "git-sync" else None
+    return [git_sync_container(git_sync, one_time=True)] if git_sync else []
 
 
-def dags_claim_spec(
-    config: AirflowConfig, naming: Naming
-) -> PersistentVolumeClaimSpecArgsDict | None:
+def dags_claim_spec(dags: Dags, naming: Naming) -> PersistentVolumeClaimSpecArgsDict | None:
     """The claim this component creates for `volume` (new claim) or `hostPath` delivery."""
-    dags = config.dags
     if dags.delivery == "volume" and dags.volume and not dags.volume.existing_claim:
-        spec: PersistentVolumeClaimSpecArgsDict = {
-            "access_modes": [dags.volume.access_mode],
-            "resources": {"requests": {"storage": dags.volume.size}},
-        }
-        if dags.volume.storage_class_name:
-            spec["storage_class_name"] = dags.volume.storage_class_name
-        return spec
+        return claim_spec(dags.volume.access_mode, dags.volume.size, dags.volume.storage_class_name)
     if dags.delivery == "hostPath":
         return {
             "access_modes": ["ReadOnlyMany"],
@@ -201,20 +189,19 @@ def dags_claim_spec(
     return None
 
 
-def host_path_volume_spec(config: AirflowConfig, naming: Naming) -> dict[str, object] | None:
+def host_path_volume_spec(dags: Dags, naming: Naming) -> dict[str, object] | None:
     """A PersistentVolume over the kind node's folder.
 
     Pods mount the claim, never a hostPath volume, so the namespace keeps Pod Security
     "restricted" even on a laptop.
     """
-    if config.dags.delivery != "hostPath":
+    if dags.delivery != "hostPath" or dags.host_path is None:
         return None
-    assert config.dags.host_path is not None
     return {
         "capacity": {"storage": "1Gi"},
         "access_modes": ["ReadOnlyMany"],
         "persistent_volume_reclaim_policy": "Retain",
         "storage_class_name": HOST_PATH_STORAGE_CLASS,
-        "host_path": {"path": config.dags.host_path.node_path, "type": "Directory"},
+        "host_path": {"path": dags.host_path.node_path, "type": "Directory"},
         "claim_ref": {"namespace": naming.namespace, "name": dags_claim_name(naming)},
     }

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgsDict
-from pulumi_kubernetes.core.v1 import ServiceSpecArgsDict
+from pulumi_kubernetes.core.v1 import ContainerArgsDict, ServiceSpecArgsDict
 
-from .airflow_env import secret_env
-from .config import InClusterPostgres
-from .datastore import DataStore, exec_probe, headless_service_spec, statefulset_spec
+from .datastore import DataStore, headless_service_spec, statefulset_spec
+from .kube import exec_probe, secret_env
 from .naming import POSTGRES_PORT, Naming
+from .resolve import InClusterPostgres
 from .secrets import SecretRefs
 
 COMPONENT = "postgres"
@@ -18,7 +18,6 @@ DATA_MOUNT = "/var/lib/postgresql/data"
 
 
 def postgres_store(postgres: InClusterPostgres) -> DataStore:
-    assert postgres.resources is not None
     return DataStore(
         component=COMPONENT,
         port_name="postgres",
@@ -41,7 +40,7 @@ def postgres_statefulset_spec(
 ) -> StatefulSetSpecArgsDict:
     assert secrets.postgres_password is not None
     ready_check = ["pg_isready", "-h", "127.0.0.1", "-U", postgres.user, "-d", postgres.database]
-    container = {
+    container: ContainerArgsDict = {
         "name": "postgres",
         "image": postgres.image,
         "env": [
@@ -54,4 +53,4 @@ def postgres_statefulset_spec(
         "readiness_probe": exec_probe(ready_check, period=10),
         "liveness_probe": exec_probe(ready_check, period=20, initial_delay=30),
     }
-    return statefulset_spec(naming, postgres_store(postgres), container, DATA_MOUNT)  # type: ignore[arg-type]
+    return statefulset_spec(naming, postgres_store(postgres), container, DATA_MOUNT)

@@ -8,13 +8,17 @@ from dataclasses import dataclass
 from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgsDict
 from pulumi_kubernetes.core.v1 import (
     ContainerArgsDict,
-    ProbeArgsDict,
     ServiceSpecArgsDict,
     VolumeArgsDict,
 )
 
-from .airflow_env import container_security_context, pod_security_context, resource_requirements
 from .config import Resources
+from .kube import (
+    claim_spec,
+    container_security_context,
+    pod_security_context,
+    resource_requirements,
+)
 from .naming import Naming
 
 # A high uid (checkov CKV_K8S_40: no clash with host users); each image's own gid owns the data.
@@ -43,18 +47,6 @@ def headless_service_spec(naming: Naming, store: DataStore) -> ServiceSpecArgsDi
     }
 
 
-def exec_probe(command: list[str], period: int, initial_delay: int = 0) -> ProbeArgsDict:
-    probe: ProbeArgsDict = {
-        "exec_": {"command": command},
-        "period_seconds": period,
-        "timeout_seconds": 5,
-    }
-    if initial_delay:
-        probe["initial_delay_seconds"] = initial_delay
-        probe["failure_threshold"] = 6
-    return probe
-
-
 def statefulset_spec(
     naming: Naming, store: DataStore, container: ContainerArgsDict, data_mount: str
 ) -> StatefulSetSpecArgsDict:
@@ -69,8 +61,8 @@ def statefulset_spec(
             {"name": "data", "mount_path": data_mount},
             *({"name": name, "mount_path": path} for name, path, _ in store.scratch),
         ],
-        "resources": resource_requirements(store.resources),  # type: ignore[typeddict-item]
-        "security_context": container_security_context(),  # type: ignore[typeddict-item]
+        "resources": resource_requirements(store.resources),
+        "security_context": container_security_context(),
     }
     spec: StatefulSetSpecArgsDict = {
         "service_name": naming.object(store.component),
@@ -81,9 +73,7 @@ def statefulset_spec(
             "spec": {
                 "automount_service_account_token": False,
                 "service_account_name": naming.object(store.component),
-                "security_context": pod_security_context(  # type: ignore[typeddict-item]
-                    RUN_UID, store.image_gid, store.image_gid
-                ),
+                "security_context": pod_security_context(RUN_UID, store.image_gid, store.image_gid),
                 "termination_grace_period_seconds": 60,
                 "containers": [full_container],
                 "volumes": volumes,
@@ -93,14 +83,9 @@ def statefulset_spec(
     if store.ephemeral:
         volumes.append({"name": "data", "empty_dir": {"size_limit": store.size}})
         return spec
-    claim: dict[str, object] = {
-        "access_modes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": store.size}},
-    }
-    if store.storage_class_name:
-        claim["storage_class_name"] = store.storage_class_name
+    claim = claim_spec("ReadWriteOnce", store.size, store.storage_class_name)
     spec["volume_claim_templates"] = [
-        {"metadata": {"name": "data", "labels": naming.labels(store.component)}, "spec": claim}  # type: ignore[typeddict-item]
+        {"metadata": {"name": "data", "labels": naming.labels(store.component)}, "spec": claim}
     ]
     # Deleting or scaling the StatefulSet must never take the data with it.
     spec["persistent_volume_claim_retention_policy"] = {

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 
-from pulumi_kubernetes.batch.v1 import JobSpecArgsDict
+import pulumi
 from pulumi_kubernetes.core.v1 import EnvVarArgsDict
 
-from .config import AirflowConfig, SecretKeyRef
+from .config import ConnectionConfig, PoolConfig, SecretKeyRef, VariableConfig
+from .kube import secret_env
 from .naming import AIRFLOW_HOME, Naming
 
 POOLS_COMPONENT = "pools"
@@ -35,39 +37,45 @@ def _secret_key(kind: str, identifier: str) -> str:
     return f"{kind}-{identifier}"
 
 
-def _secret_env(name: str, ref: SecretKeyRef) -> EnvVarArgsDict:
-    return {"name": name, "value_from": {"secret_key_ref": {"name": ref.name, "key": ref.key}}}
-
-
-def declared_env(config: AirflowConfig, naming: Naming) -> list[EnvVarArgsDict]:
+def declared_env(
+    connections: Mapping[str, ConnectionConfig],
+    variables: Mapping[str, VariableConfig],
+    naming: Naming,
+) -> list[EnvVarArgsDict]:
     env: list[EnvVarArgsDict] = []
-    for conn_id, connection in sorted(config.connections.items()):
+    for conn_id, connection in sorted(connections.items()):
         ref = connection.secret or SecretKeyRef(
             name=declared_secret_name(naming), key=_secret_key("conn", conn_id)
         )
-        env.append(_secret_env(_env_key("AIRFLOW_CONN_", conn_id), ref))
-    for key, variable in sorted(config.variables.items()):
+        env.append(secret_env(_env_key("AIRFLOW_CONN_", conn_id), ref))
+    for key, variable in sorted(variables.items()):
         ref = variable.secret or SecretKeyRef(
             name=declared_secret_name(naming), key=_secret_key("var", key)
         )
-        env.append(_secret_env(_env_key("AIRFLOW_VAR_", key), ref))
+        env.append(secret_env(_env_key("AIRFLOW_VAR_", key), ref))
     return env
 
 
-def config_keys(config: AirflowConfig) -> set[str]:
+def config_keys(
+    connections: Mapping[str, ConnectionConfig], variables: Mapping[str, VariableConfig]
+) -> set[str]:
     """Secret stack config keys the connections and variables read (`airflow-k8s:<key>`)."""
-    keys = {c.from_config for c in config.connections.values() if c.from_config}
-    keys |= {v.from_config for v in config.variables.values() if v.from_config}
+    keys = {c.from_config for c in connections.values() if c.from_config}
+    keys |= {v.from_config for v in variables.values() if v.from_config}
     return keys
 
 
-def declared_secret_data(config: AirflowConfig, values: dict[str, object]) -> dict[str, object]:
+def declared_secret_data(
+    connections: Mapping[str, ConnectionConfig],
+    variables: Mapping[str, VariableConfig],
+    values: Mapping[str, pulumi.Input[str]],
+) -> dict[str, pulumi.Input[str]]:
     """Secret key -> value (literal or stack config Output) for the `declared` Secret."""
-    data: dict[str, object] = {}
-    for conn_id, connection in config.connections.items():
+    data: dict[str, pulumi.Input[str]] = {}
+    for conn_id, connection in connections.items():
         if connection.from_config:
             data[_secret_key("conn", conn_id)] = values[connection.from_config]
-    for key, variable in config.variables.items():
+    for key, variable in variables.items():
         if variable.from_config:
             data[_secret_key("var", key)] = values[variable.from_config]
         elif variable.value is not None:
@@ -75,7 +83,7 @@ def declared_secret_data(config: AirflowConfig, values: dict[str, object]) -> di
     return data
 
 
-def pools_json(config: AirflowConfig) -> str:
+def pools_json(pools: Mapping[str, PoolConfig]) -> str:
     return json.dumps(
         {
             name: {
@@ -83,31 +91,12 @@ def pools_json(config: AirflowConfig) -> str:
                 "description": pool.description,
                 "include_deferred": pool.include_deferred,
             }
-            for name, pool in sorted(config.pools.items())
+            for name, pool in sorted(pools.items())
         },
         indent=2,
         sort_keys=True,
     )
 
 
-def pools_checksum(config: AirflowConfig) -> str:
-    return hashlib.sha256(pools_json(config).encode()).hexdigest()[:10]
-
-
-def pools_job_name(naming: Naming, config: AirflowConfig) -> str:
-    return naming.object(f"pools-{pools_checksum(config)}")
-
-
-def pools_job_spec(runtime: object) -> JobSpecArgsDict:
-    from .airflow_env import AirflowRuntime, airflow_job_spec
-
-    assert isinstance(runtime, AirflowRuntime)
-    return airflow_job_spec(
-        runtime,
-        POOLS_COMPONENT,
-        ["pools", "import", f"{POOLS_MOUNT}/{POOLS_FILE}"],
-        extra_mounts=[{"name": "pools", "mount_path": POOLS_MOUNT, "read_only": True}],
-        extra_volumes=[
-            {"name": "pools", "config_map": {"name": runtime.naming.object(POOLS_COMPONENT)}}
-        ],
-    )
+def pools_job_name(naming: Naming, pools: Mapping[str, PoolConfig]) -> str:
+    return naming.object(f"pools-{hashlib.sha256(pools_json(pools).encode()).hexdigest()[:10]}")

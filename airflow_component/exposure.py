@@ -5,8 +5,9 @@ from __future__ import annotations
 from pulumi_kubernetes.core.v1 import ServicePortArgsDict, ServiceSpecArgsDict
 from pulumi_kubernetes.networking.v1 import HTTPIngressPathArgsDict, IngressSpecArgsDict
 
-from .config import CeleryConfig, IngressConfig, ServiceConfig
+from .config import IngressConfig, ServiceConfig
 from .naming import API_SERVER_PORT, FLOWER_PORT, Naming
+from .resolve import Celery
 
 API_SERVER = "api-server"
 
@@ -35,7 +36,7 @@ def _path(path: str, service: str, port: str) -> HTTPIngressPathArgsDict:
 
 
 def ingress_spec(
-    naming: Naming, ingress: IngressConfig, celery: CeleryConfig | None = None
+    naming: Naming, ingress: IngressConfig, celery: Celery | None = None
 ) -> IngressSpecArgsDict:
     assert ingress.host is not None
     paths = [_path(ingress.path, naming.object(API_SERVER), "api")]

@@ -7,21 +7,18 @@ secretKeyRef env vars (`$(VAR)` expansion), so no key is ever written into a man
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
-from pulumi_kubernetes.batch.v1 import JobSpecArgsDict
 from pulumi_kubernetes.core.v1 import EnvVarArgsDict
 
-from .config import AirflowConfig, SecretKeyRef
+from .config import FernetConfig, SecretKeyRef
+from .kube import secret_env
 
 ROTATE_COMPONENT = "rotate-fernet"
 CURRENT_KEY_ENV = "AIRFLOW_FERNET_KEY_CURRENT"
 
 
-def fernet_env(config: AirflowConfig, current: SecretKeyRef) -> list[EnvVarArgsDict]:
-    def secret_env(name: str, ref: SecretKeyRef) -> EnvVarArgsDict:
-        return {"name": name, "value_from": {"secret_key_ref": {"name": ref.name, "key": ref.key}}}
-
-    previous = config.fernet.previous_keys
+def fernet_env(previous: Sequence[SecretKeyRef], current: SecretKeyRef) -> list[EnvVarArgsDict]:
     if not previous:
         return [secret_env("AIRFLOW__CORE__FERNET_KEY", current)]
     names = [CURRENT_KEY_ENV] + [f"AIRFLOW_FERNET_KEY_PREVIOUS_{i}" for i in range(len(previous))]
@@ -31,14 +28,7 @@ def fernet_env(config: AirflowConfig, current: SecretKeyRef) -> list[EnvVarArgsD
     return env
 
 
-def rotation_checksum(config: AirflowConfig, current: SecretKeyRef) -> str:
-    keys = [current, *config.fernet.previous_keys]
-    text = f"{config.fernet.generation}|" + "|".join(f"{k.name}/{k.key}" for k in keys)
+def rotation_checksum(fernet: FernetConfig, current: SecretKeyRef) -> str:
+    keys = [current, *fernet.previous_keys]
+    text = f"{fernet.generation}|" + "|".join(f"{k.name}/{k.key}" for k in keys)
     return hashlib.sha256(text.encode()).hexdigest()[:10]
-
-
-def rotate_job_spec(runtime: object) -> JobSpecArgsDict:
-    from .airflow_env import AirflowRuntime, airflow_job_spec
-
-    assert isinstance(runtime, AirflowRuntime)
-    return airflow_job_spec(runtime, ROTATE_COMPONENT, ["rotate-fernet-key"])

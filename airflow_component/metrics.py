@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
-from pulumi_kubernetes.core.v1 import EnvVarArgsDict, ServiceSpecArgsDict
+from pulumi_kubernetes.core.v1 import EnvVarArgsDict, ProbeArgsDict, ServiceSpecArgsDict
 
-from .config import AirflowConfig
+from .kube import container_security_context, pod_security_context, resource_requirements
 from .naming import Naming
+from .resolve import Metrics
 
 COMPONENT = "statsd"
 STATSD_PORT = 9125
@@ -49,8 +50,8 @@ mappings:
 """
 
 
-def metrics_env(config: AirflowConfig, naming: Naming) -> list[EnvVarArgsDict]:
-    if not config.metrics.enabled:
+def metrics_env(enabled: bool, naming: Naming) -> list[EnvVarArgsDict]:
+    if not enabled:
         return []
     return [
         {"name": "AIRFLOW__METRICS__STATSD_ON", "value": "True"},
@@ -79,12 +80,12 @@ def exporter_service_spec(naming: Naming) -> ServiceSpecArgsDict:
 
 
 def exporter_deployment_spec(
-    config: AirflowConfig, naming: Naming, mapping_checksum: str
+    metrics: Metrics, naming: Naming, mapping_checksum: str
 ) -> DeploymentSpecArgsDict:
-    from .airflow_env import container_security_context, pod_security_context, resource_requirements
-
-    assert config.metrics.resources is not None
-    probe = {"http_get": {"path": "/metrics", "port": "metrics"}, "period_seconds": 20}
+    probe: ProbeArgsDict = {
+        "http_get": {"path": "/metrics", "port": "metrics"},
+        "period_seconds": 20,
+    }
     return {
         "replicas": 1,
         "selector": {"match_labels": naming.labels(COMPONENT)},
@@ -96,11 +97,11 @@ def exporter_deployment_spec(
             "spec": {
                 "service_account_name": naming.object(COMPONENT),
                 "automount_service_account_token": False,
-                "security_context": pod_security_context(EXPORTER_UID, EXPORTER_UID),  # type: ignore[typeddict-item]
+                "security_context": pod_security_context(EXPORTER_UID, EXPORTER_UID),
                 "containers": [
                     {
                         "name": "statsd-exporter",
-                        "image": config.metrics.image,
+                        "image": metrics.image,
                         "args": [
                             f"--statsd.mapping-config=/etc/statsd-exporter/{MAPPING_FILE}",
                             f"--statsd.listen-udp=:{STATSD_PORT}",
@@ -113,10 +114,10 @@ def exporter_deployment_spec(
                         "volume_mounts": [
                             {"name": "mappings", "mount_path": "/etc/statsd-exporter"}
                         ],
-                        "liveness_probe": probe,  # type: ignore[typeddict-item]
-                        "readiness_probe": probe,  # type: ignore[typeddict-item]
-                        "resources": resource_requirements(config.metrics.resources),  # type: ignore[typeddict-item]
-                        "security_context": container_security_context(),  # type: ignore[typeddict-item]
+                        "liveness_probe": probe,
+                        "readiness_probe": probe,
+                        "resources": resource_requirements(metrics.resources),
+                        "security_context": container_security_context(),
                     }
                 ],
                 "volumes": [{"name": "mappings", "config_map": {"name": naming.object(COMPONENT)}}],

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
+
 from .config import NamespaceConfig
-from .resource_args import NamespaceArgs
+
+
+class NamespaceArgs(TypedDict):
+    metadata: ObjectMetaArgsDict
 
 
 def namespace_manifest(name: str, namespace: NamespaceConfig) -> NamespaceArgs:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import AirflowConfig
-
 # Ports fixed by the Airflow image and the official chart's conventions.
 API_SERVER_PORT = 8080
 SCHEDULER_HEALTH_PORT = 8974
@@ -31,10 +29,6 @@ class Naming:
 
     release: str
     namespace: str
-
-    @staticmethod
-    def for_cluster(release: str, config: AirflowConfig) -> Naming:
-        return Naming(release=release, namespace=config.namespace.name or release)
 
     def object(self, component: str) -> str:
         return f"{self.release}-{component}"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pulumi
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
-from pulumi_kubernetes.core.v1 import ServiceSpecArgsDict
+from pulumi_kubernetes.core.v1 import ProbeArgsDict, ServiceSpecArgsDict
 
-from .config import AirflowConfig
+from .kube import container_security_context, pod_security_context, resource_requirements
 from .naming import PGBOUNCER_PORT, POSTGRES_PORT, Naming
+from .needs import PGBOUNCER, database_session_pods, needs_of
+from .resolve import ResolvedConfig
 
 COMPONENT = "pgbouncer"
 PORT = PGBOUNCER_PORT
@@ -16,29 +19,17 @@ CONFIG_DIR = "/etc/pgbouncer"
 MAX_SERVER_CONNECTIONS = 90
 
 
-def airflow_pod_count(config: AirflowConfig) -> int:
-    pods = (
-        config.api_server.replicas
-        + config.scheduler.replicas
-        + config.dag_processor.replicas
-        + config.triggerer.replicas
-    )
-    if config.celery is not None:
-        pods += config.celery.workers.replicas
-    return pods
-
-
-def pool_size(config: AirflowConfig) -> int:
+def pool_size(config: ResolvedConfig) -> int:
     """Server connections: one per running task slot, plus a few per Airflow process pod."""
     task_slots = config.parallelism * config.scheduler.replicas
     if config.celery is not None:
         task_slots = max(
             task_slots, config.celery.workers.concurrency * config.celery.workers.replicas
         )
-    return min(MAX_SERVER_CONNECTIONS, task_slots + 2 * airflow_pod_count(config))
+    return min(MAX_SERVER_CONNECTIONS, task_slots + 2 * database_session_pods(config))
 
 
-def pgbouncer_ini(config: AirflowConfig, naming: Naming) -> str:
+def pgbouncer_ini(config: ResolvedConfig, naming: Naming) -> str:
     database = config.database.in_cluster.database
     return "\n".join(
         [
@@ -76,26 +67,22 @@ def service_spec(naming: Naming) -> ServiceSpecArgsDict:
 
 
 def deployment_spec(
-    config: AirflowConfig, naming: Naming, config_checksum: object
+    config: ResolvedConfig, naming: Naming, config_checksum: pulumi.Input[str]
 ) -> DeploymentSpecArgsDict:
-    from .airflow_env import container_security_context, pod_security_context, resource_requirements
-
-    assert config.pgbouncer.resources is not None
-    probe = {"tcp_socket": {"port": "pgbouncer"}, "period_seconds": 10}
-    replicas = 2 if config.environment == "prod" else 1
+    probe: ProbeArgsDict = {"tcp_socket": {"port": "pgbouncer"}, "period_seconds": 10}
     return {
-        "replicas": replicas,
+        "replicas": needs_of(config, PGBOUNCER).replicas,
         "selector": {"match_labels": naming.labels(COMPONENT)},
         "template": {
             "metadata": {
                 "labels": naming.labels(COMPONENT),
                 # The config is read at start: a new password or pool size rolls PgBouncer.
-                "annotations": {"checksum/config": config_checksum},  # type: ignore[dict-item]
+                "annotations": {"checksum/config": config_checksum},
             },
             "spec": {
                 "service_account_name": naming.object(COMPONENT),
                 "automount_service_account_token": False,
-                "security_context": pod_security_context(UID, UID, UID),  # type: ignore[typeddict-item]
+                "security_context": pod_security_context(UID, UID, UID),
                 "containers": [
                     {
                         "name": "pgbouncer",
@@ -106,10 +93,10 @@ def deployment_spec(
                             {"name": "config", "mount_path": CONFIG_DIR, "read_only": True},
                             {"name": "tmp", "mount_path": "/tmp"},
                         ],
-                        "liveness_probe": probe,  # type: ignore[typeddict-item]
-                        "readiness_probe": probe,  # type: ignore[typeddict-item]
-                        "resources": resource_requirements(config.pgbouncer.resources),  # type: ignore[typeddict-item]
-                        "security_context": container_security_context(),  # type: ignore[typeddict-item]
+                        "liveness_probe": probe,
+                        "readiness_probe": probe,
+                        "resources": resource_requirements(config.pgbouncer.resources),
+                        "security_context": container_security_context(),
                     }
                 ],
                 "volumes": [

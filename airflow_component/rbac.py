@@ -1,22 +1,20 @@
-"""ServiceAccounts: one per component, no token mounted where the Kubernetes API is not used."""
+"""ServiceAccounts and the pod-launch Role: who gets API rights follows from `Needs`.
+
+One ServiceAccount per component (Jobs share one), no token mounted by default; the namespaced
+pod-launch Role is bound to exactly the components whose needs say they launch pods.
+"""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
-from pulumi_kubernetes.rbac.v1 import PolicyRuleArgsDict, SubjectArgsDict
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgsDict, RoleRefArgsDict, SubjectArgsDict
 
-from .config import AirflowConfig
+from .config import RemoteLoggingConfig
 from .naming import Naming
-from .resource_args import ServiceAccountArgs
+from .needs import Needs
 
-# Every component that runs pods; "jobs" covers the migration and admin-user Jobs.
-AIRFLOW_SERVICE_ACCOUNTS = ("api-server", "scheduler", "dag-processor", "triggerer", "jobs")
-
-
-# Accounts of processes that write or read task logs (IRSA / Workload Identity annotations).
-AIRFLOW_IDENTITIES = frozenset(
-    {"api-server", "scheduler", "dag-processor", "triggerer", "worker", "task-pod"}
-)
 POD_LAUNCHER = "pod-launcher"
 # Exactly what launching and following pods needs (KubernetesExecutor, KubernetesPodOperator).
 POD_LAUNCHER_RULES: tuple[PolicyRuleArgsDict, ...] = (
@@ -31,68 +29,45 @@ POD_LAUNCHER_RULES: tuple[PolicyRuleArgsDict, ...] = (
 )
 
 
-def service_account_components(config: AirflowConfig) -> tuple[str, ...]:
-    components: tuple[str, ...] = AIRFLOW_SERVICE_ACCOUNTS
-    if config.database.mode == "in-cluster":
-        components += ("postgres",)
-    if config.celery is not None:
-        components += ("worker", "redis")
-        if config.celery.flower.enabled:
-            components += ("flower",)
-    if config.kubernetes_executor is not None:
-        components += ("task-pod",)
-        if config.housekeeping.cleanup_pods.enabled:
-            components += ("pod-cleanup",)
-    if config.housekeeping.db_clean.enabled:
-        components += ("db-clean",)
-    if config.metrics.enabled:
-        components += ("statsd",)
-    if config.pgbouncer.enabled:
-        components += ("pgbouncer",)
-    if config.backups.enabled:
-        components += ("backup",)
-    return components
-
-
-def pod_launchers(config: AirflowConfig) -> tuple[str, ...]:
-    """Components whose ServiceAccount may launch pods; nothing else gets API rights."""
-    launchers: tuple[str, ...] = ()
-    if config.kubernetes_executor is not None:
-        launchers += ("scheduler",)
-        if config.housekeeping.cleanup_pods.enabled:
-            launchers += ("pod-cleanup",)
-    if config.kubernetes_pod_operator.enabled:
-        launchers += ("triggerer",)
-        if config.celery is not None:
-            launchers += ("worker",)
-        if config.kubernetes_executor is not None:
-            launchers += ("task-pod",)
-    return launchers
+class ServiceAccountArgs(TypedDict):
+    metadata: ObjectMetaArgsDict
+    automount_service_account_token: bool
 
 
 def pod_launcher_role_rules() -> list[PolicyRuleArgsDict]:
-    return [dict(rule) for rule in POD_LAUNCHER_RULES]  # type: ignore[misc]
+    return list(POD_LAUNCHER_RULES)
 
 
-def pod_launcher_subjects(naming: Naming, config: AirflowConfig) -> list[SubjectArgsDict]:
+def pod_launcher_role_ref(naming: Naming) -> RoleRefArgsDict:
+    return {
+        "api_group": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": naming.object(POD_LAUNCHER),
+    }
+
+
+def pod_launcher_subjects(naming: Naming, launchers: tuple[str, ...]) -> list[SubjectArgsDict]:
     return [
         {"kind": "ServiceAccount", "name": naming.object(component), "namespace": naming.namespace}
-        for component in pod_launchers(config)
+        for component in launchers
     ]
 
 
 def service_account_manifest(
-    naming: Naming, component: str, config: AirflowConfig | None = None
+    naming: Naming,
+    account: str,
+    users: list[Needs],
+    remote_logging: RemoteLoggingConfig | None = None,
 ) -> ServiceAccountArgs:
-    """`config` given: Airflow accounts carry the cloud identity annotations for remote logs."""
+    """Accounts of Airflow processes carry the cloud identity annotations for remote logs."""
     metadata: ObjectMetaArgsDict = {
-        "name": naming.object(component),
+        "name": naming.object(account),
         "namespace": naming.namespace,
-        "labels": naming.metadata_labels(component),
+        "labels": naming.metadata_labels(account),
     }
-    remote = config.logging.remote if config else None
-    if remote and remote.service_account_annotations and component in AIRFLOW_IDENTITIES:
-        metadata["annotations"] = dict(remote.service_account_annotations)
+    handles_logs = any(n.task_logs for n in users)
+    if remote_logging and remote_logging.service_account_annotations and handles_logs:
+        metadata["annotations"] = dict(remote_logging.service_account_annotations)
     return {
         "metadata": metadata,
         # Tokens are mounted per pod where needed, never by default.

@@ -11,13 +11,15 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypedDict
 from urllib.parse import quote
 
 import pulumi
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 
-from .config import AirflowConfig, SecretKeyRef
+from .config import SecretKeyRef
 from .naming import PGBOUNCER_PORT, POSTGRES_PORT, REDIS_PORT, Naming
-from .resource_args import SecretArgs
+from .resolve import ResolvedConfig
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ GENERATED = {
     "admin-password": GeneratedSecretSpec(length=24, special=False),
     "redis-password": GeneratedSecretSpec(length=32, special=False),
     "flower-password": GeneratedSecretSpec(length=24, special=False),
+    # Keys the HMAC of secret values in pod annotations (restart on change, no plain hash).
+    "checksum-key": GeneratedSecretSpec(length=32, special=False),
 }
 # Characters that are safe in a shell-free env var but exercise URL encoding (@ : / %).
 POSTGRES_PASSWORD_SPECIALS = "-_.~!@:/%+"
@@ -68,7 +72,7 @@ def postgres_url(user: str, password: str, host: str, port: int, database: str, 
 
 
 def postgres_url_command(
-    config: AirflowConfig, naming: Naming, password_env: str, scheme_prefix: str = ""
+    config: ResolvedConfig, naming: Naming, password_env: str, scheme_prefix: str = ""
 ) -> str:
     """A `_CMD` for Airflow that prints the metadata URL, URL-encoding the password from env."""
     placeholder = "PASSWORD-PLACEHOLDER"
@@ -134,7 +138,7 @@ def redis_url(password: str, naming: Naming) -> str:
     return f"redis://:{quote(password, safe='')}@{naming.service_host('redis')}:{REDIS_PORT}/0"
 
 
-def secret_refs(config: AirflowConfig, naming: Naming) -> SecretRefs:
+def secret_refs(config: ResolvedConfig, naming: Naming) -> SecretRefs:
     """Resolve each secret to the generated Secret or the user's existing one."""
     existing = config.existing_secrets
     keys = airflow_keys_secret_name(naming)
@@ -150,7 +154,7 @@ def secret_refs(config: AirflowConfig, naming: Naming) -> SecretRefs:
     else:
         assert config.database.external is not None
         runtime_password = config.database.external.password_secret
-    celery = "CeleryExecutor" in config.executors
+    celery = config.celery is not None
     celery_secret = celery_secret_name(naming)
     return SecretRefs(
         celery_broker_url=SecretKeyRef(name=celery_secret, key=BROKER_URL) if celery else None,
@@ -173,6 +177,12 @@ def secret_refs(config: AirflowConfig, naming: Naming) -> SecretRefs:
     )
 
 
+class SecretArgs(TypedDict):
+    metadata: ObjectMetaArgsDict
+    type: str
+    string_data: Mapping[str, pulumi.Input[str]]
+
+
 def secret_manifest(
     naming: Naming, name: str, component: str, data: Mapping[str, pulumi.Input[str]]
 ) -> SecretArgs:
@@ -189,7 +199,7 @@ def secret_manifest(
 
 
 def metadata_connection_url(
-    config: AirflowConfig, naming: Naming, password: pulumi.Input[str]
+    config: ResolvedConfig, naming: Naming, password: pulumi.Input[str]
 ) -> pulumi.Output[str]:
     """The SQLAlchemy URL of the metadata database, as a Pulumi secret."""
     return pulumi.Output.secret(
@@ -199,12 +209,12 @@ def metadata_connection_url(
     )
 
 
-def metadata_connection_url_for(config: AirflowConfig, naming: Naming, password: str) -> str:
+def metadata_connection_url_for(config: ResolvedConfig, naming: Naming, password: str) -> str:
     database = config.database
     if database.mode == "in-cluster":
         postgres = database.in_cluster
         # Through PgBouncer when it is on: Airflow never holds server connections itself.
-        through_pgbouncer = bool(config.pgbouncer.enabled)
+        through_pgbouncer = config.pgbouncer.enabled
         user, db, query = postgres.user, postgres.database, ""
         host = naming.service_host("pgbouncer" if through_pgbouncer else "postgres")
         port = PGBOUNCER_PORT if through_pgbouncer else POSTGRES_PORT

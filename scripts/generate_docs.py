@@ -97,7 +97,7 @@ def reference() -> str:
         "",
         "Generated from the pydantic models by `scripts/generate_docs.py`; do not edit by hand.",
         "Resources left unset take per-environment defaults (`DEFAULT_RESOURCES` in",
-        "`airflow_component/config.py`).",
+        "`airflow_component/config/`).",
         "",
         "| key | type | default | description |",
         "|---|---|---|---|",

@@ -12,7 +12,7 @@ import pulumi
 import pytest
 from cryptography.fernet import Fernet
 
-from airflow_component import AIRFLOW_VERSION, AirflowCluster, AirflowConfig
+from airflow_component import AIRFLOW_VERSION, AirflowCluster, AirflowClusterArgs, AirflowConfig
 from airflow_component.component import TYPE_TOKEN
 from tests.support.rendering import Rendering, cluster_config, render_stack, run_under_mocks
 
@@ -77,24 +77,40 @@ def test_stack_registers_a_complete_deployment(rendered_stack: Renderer, stack: 
     assert bool(rendering.of_kind("Ingress")) == (stack != "local")
 
 
-def test_every_child_is_parented_to_the_component_and_named_from_it(
+def test_every_resource_descends_from_the_component_through_named_parts(
     rendered_stack: Renderer,
 ) -> None:
+    """`pulumi preview` shows a tree: the component, its parts, their objects."""
     rendering = rendered_stack("staging")
     component = [r for r in rendering.resources if r.typ == TYPE_TOKEN]
     assert len(component) == 1
+    by_urn = {r.urn: r for r in rendering.resources}
+    parts = [r for r in rendering.resources if r.typ.startswith("airflow-k8s:parts:")]
+    assert {"Secrets", "Migrations", "AirflowProcess", "Database"} <= {
+        r.typ.rsplit(":", 1)[1] for r in parts
+    }
+    for part in parts:
+        assert part.parent == component[0].urn, part.name
     for resource in rendering.resources:
         if resource is component[0]:
             continue
-        assert resource.parent == component[0].urn, resource.name
         assert resource.name.startswith("airflow-"), resource.name
+        ancestor = by_urn.get(resource.parent or "")
+        while ancestor is not None and ancestor is not component[0]:
+            ancestor = by_urn.get(ancestor.parent or "")
+        assert ancestor is component[0], resource.name
+        if resource.custom and resource.typ.startswith("kubernetes:"):
+            # Objects live in parts (only the namespace is the component's own).
+            assert resource.parent != component[0].urn or resource.kind == "Namespace", (
+                resource.name
+            )
 
 
 def _two_teams() -> Rendering:
     def program() -> None:
         for team in ("team-a", "team-b"):
             config = AirflowConfig.model_validate({"namespace": {"name": f"airflow-{team}"}})
-            AirflowCluster(team, config=config)
+            AirflowCluster(team, AirflowClusterArgs(config=config))
 
     return run_under_mocks(program)
 
@@ -115,9 +131,9 @@ def test_two_instances_in_one_program_never_collide() -> None:
 
 
 def test_library_use_with_python_models_matches_stack_config() -> None:
-    """`AirflowCluster(config=AirflowConfig(...))` is the same thing the stack file builds."""
+    """`AirflowCluster(name, AirflowClusterArgs(config=...))` is what the stack file builds."""
     config = AirflowConfig.model_validate(cluster_config("staging"))
-    direct = run_under_mocks(lambda: AirflowCluster("airflow", config=config))
+    direct = run_under_mocks(lambda: AirflowCluster("airflow", AirflowClusterArgs(config=config)))
     via_stack = render_stack("staging")
 
     def by_name(rendering: Rendering) -> dict[tuple[str, str], Any]:
@@ -153,8 +169,11 @@ def test_generated_keys_are_valid_and_shared(rendered_stack: Renderer) -> None:
     fernet_values, jwt_values = set(), set()
     for _, container in airflow_containers(rendering):
         env = env_of(container)
-        fernet_values.add(secret_value(rendering, env["AIRFLOW__CORE__FERNET_KEY"]))
-        jwt_values.add(secret_value(rendering, env["AIRFLOW__API_AUTH__JWT_SECRET"]))
+        if "AIRFLOW__CORE__FERNET_KEY" in env:
+            fernet_values.add(secret_value(rendering, env["AIRFLOW__CORE__FERNET_KEY"]))
+        if "AIRFLOW__API_AUTH__JWT_SECRET" in env:
+            jwt_values.add(secret_value(rendering, env["AIRFLOW__API_AUTH__JWT_SECRET"]))
+    # Every process that has a key has the same one (the api-server and scheduler have both).
     assert len(fernet_values) == 1 and len(jwt_values) == 1
     (fernet_key,) = fernet_values
     token = Fernet(fernet_key.encode()).encrypt(b"variable value")
@@ -208,14 +227,28 @@ def test_existing_secrets_replace_generated_ones() -> None:
     }
     rendering = render_stack("staging", cluster=cluster)
     generated = {r.name for r in rendering.resources if r.typ.startswith("random:")}
-    # Only the broker's own credentials remain generated.
-    assert generated == {"airflow-redis-password", "airflow-flower-password"}
+    # Only the broker's own credentials (and the key of the restart checksums) stay generated.
+    assert generated == {
+        "airflow-redis-password",
+        "airflow-flower-password",
+        "airflow-checksum-key",
+    }
+    seen = set()
     for _, container in airflow_containers(rendering):
         env = env_of(container)
         for name in SHARED_SECRET_ENV:
-            assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "vault-airflow"
-        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD" in env
-    postgres = rendering.of_kind("StatefulSet")[0]
+            if name in env:
+                seen.add(name)
+                assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "vault-airflow"
+        # The password Secret is not ours: URLs are composed in the container (`_CMD`).
+        assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env
+        if "AIRFLOW_METADATA_DB_PASSWORD" in env:
+            assert {
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
+                "AIRFLOW__CELERY__RESULT_BACKEND_CMD",
+            } & env.keys()
+    assert seen == set(SHARED_SECRET_ENV)
+    postgres = rendering.one("StatefulSet", "airflow-postgres")
     pg_env = env_of(postgres.inputs["spec"]["template"]["spec"]["containers"][0])
     assert pg_env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": "vault-airflow",
@@ -328,18 +361,31 @@ def test_workloads_use_airflow_health_checks(rendered_stack: Renderer) -> None:
     assert hpa["minReplicas"] == 2
 
 
-def test_shared_environment_is_identical_in_every_airflow_container(
-    stack_rendering: Rendering,
-) -> None:
+def test_settings_agree_in_every_airflow_container(stack_rendering: Rendering) -> None:
+    """Plain settings are identical everywhere; a secret a container has comes from the same
+    Secret key as everywhere else (which secrets it has is its own: see the scope tests)."""
     shared = None
+    refs: dict[str, Any] = {}
     for where, container in airflow_containers(stack_rendering):
         env = env_of(container)
-        # Credentials only the one process that needs them gets.
-        for private in ("AIRFLOW_ADMIN_PASSWORD", "AIRFLOW__CELERY__FLOWER_BASIC_AUTH"):
-            env.pop(private, None)
+        plain = {
+            name: item
+            for name, item in env.items()
+            if "valueFrom" not in item
+            # Per-container: the URL command and the SimpleAuth file come with their secret.
+            and not name.endswith("_CMD")
+            and name != "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
+            # Set where the container has no DB credentials (test_secret_scope).
+            and name != "CONNECTION_CHECK_MAX_COUNT"
+            and not name.startswith("AIRFLOW_FERNET_KEY")
+            and name != "AIRFLOW__CORE__FERNET_KEY"
+        }
         if shared is None:
-            shared = env
-        assert env == shared, where
+            shared = plain
+        assert plain == shared, where
+        for name, item in env.items():
+            if "valueFrom" in item:
+                assert refs.setdefault(name, item) == item, (where, name)
     assert shared is not None
     execution = shared["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]["value"]
     namespace = stack_rendering.of_kind("Namespace")[0].object_name
@@ -472,4 +518,4 @@ def test_running_a_stack_twice_gives_identical_inputs(stack: str) -> None:
 
 def test_run_error_is_raised_for_component_name() -> None:
     with pytest.raises(pulumi.RunError, match="AirflowCluster name"):
-        run_under_mocks(lambda: AirflowCluster("Team A", config=AirflowConfig()))
+        run_under_mocks(lambda: AirflowCluster("Team A", AirflowClusterArgs()))

@@ -31,11 +31,11 @@ def render(executors: str, **settings: Any) -> Rendering:
 
 def deployment_pod(rendering: Rendering, component: str) -> dict[str, Any]:
     spec: dict[str, Any] = rendering.one("Deployment", f"airflow-{component}").inputs["spec"]
-    return spec["template"]["spec"]  # type: ignore[no-any-return]
+    return spec["template"]["spec"]
 
 
 def main_container(pod: dict[str, Any]) -> dict[str, Any]:
-    return pod["containers"][0]  # type: ignore[no-any-return]
+    return pod["containers"][0]
 
 
 def env_value(container: dict[str, Any], name: str) -> Any:
@@ -45,7 +45,7 @@ def env_value(container: dict[str, Any], name: str) -> Any:
 
 def pod_template(rendering: Rendering) -> dict[str, Any]:
     config_map = rendering.one("ConfigMap", "airflow-pod-template")
-    return yaml.safe_load(config_map.inputs["data"]["pod_template_file.yaml"])  # type: ignore[no-any-return]
+    return yaml.safe_load(config_map.inputs["data"]["pod_template_file.yaml"])
 
 
 # --- Celery ----------------------------------------------------------------------------------
@@ -133,8 +133,17 @@ def test_kubernetes_executor_pod_template_and_rbac() -> None:
     assert base["name"] == "base"
     scheduler = deployment_pod(rendering, "scheduler")
     scheduler_env = {e["name"]: e for e in main_container(scheduler)["env"]}
-    # The task pod has the scheduler's environment and secret references, not copies.
-    assert {e["name"]: e for e in base["env"]} == scheduler_env
+    base_env = {e["name"]: e for e in base["env"]}
+    # The task pod has the scheduler's settings, and none of its secrets: DAG authors' code
+    # runs there (no DB credentials, no JWT signing key, no Fernet key, no API secret key).
+    settings = {n: e for n, e in scheduler_env.items() if "valueFrom" not in e}
+    # Without DB credentials, the image's entrypoint must skip its `airflow db check`.
+    assert base_env.pop("CONNECTION_CHECK_MAX_COUNT") == {
+        "name": "CONNECTION_CHECK_MAX_COUNT",
+        "value": "0",
+    }
+    assert settings == base_env
+    assert not any("valueFrom" in e for e in base_env.values())
     assert base["securityContext"] == main_container(scheduler)["securityContext"]
     assert template["spec"]["securityContext"] == scheduler["securityContext"]
     template_path = scheduler_env["AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE"]["value"]

@@ -1,7 +1,16 @@
-"""NetworkPolicies evaluated as a cluster would, disruption budgets, spreading, digest pinning."""
+"""NetworkPolicies evaluated as a cluster would, disruption budgets, spreading, digest pinning.
+
+The network tests state who must be able to talk to whom, and who must not, from what Airflow 3
+and Kubernetes need (not from the code): every process that uses the metadata DB reaches it,
+Celery clients reach Redis, task runners reach the Execution API, the api-server reaches the log
+servers, DNS works through kube-dns and node-local addresses, remote-log writers reach HTTPS, pod
+launchers reach the Kubernetes API; everything else is denied.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -9,6 +18,28 @@ import pytest
 from tests.support.rendering import Rendering, cluster_config, render_stack
 
 INGRESS_NAMESPACE = "ingress-nginx"
+OURS = "ours"  # the release's own namespace
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A pod (labels, namespace) or an address outside the cluster."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    namespace: str | None = OURS
+    address: str | None = None
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+
+def pod(labels: dict[str, str], namespace: str = OURS) -> Endpoint:
+    return Endpoint(labels=tuple(sorted(labels.items())), namespace=namespace)
+
+
+def address(ip: str) -> Endpoint:
+    return Endpoint(namespace=None, address=ip)
 
 
 def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -22,83 +53,198 @@ def matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return True
 
 
-def port_allowed(rule: dict[str, Any], port: int) -> bool:
+def port_allowed(rule: dict[str, Any], port: int, protocol: str) -> bool:
     ports = rule.get("ports")
-    return not ports or any(p.get("port") == port for p in ports)
+    return not ports or any(
+        p.get("port") == port and p.get("protocol", "TCP") == protocol for p in ports
+    )
 
 
-def peer_allows(peer: dict[str, Any], labels: dict[str, str] | None, namespace: str | None) -> bool:
-    """`labels` None and `namespace` None: an address outside the cluster.
-
-    `namespace` set: a pod of another namespace, whose labels we do not know (`{}`).
-    """
-    if labels is None and namespace is None:
-        return "ipBlock" in peer
+def peer_matches(peer: dict[str, Any], endpoint: Endpoint) -> bool:
     if "ipBlock" in peer:
-        return False
-    if namespace is not None:
-        if "namespaceSelector" not in peer:
+        if endpoint.address is None:
             return False
-        ns_labels = {"kubernetes.io/metadata.name": namespace}
-        return matches(peer["namespaceSelector"], ns_labels) and matches(
-            peer.get("podSelector") or {}, labels or {}
+        block = peer["ipBlock"]
+        ip = ipaddress.ip_address(endpoint.address)
+        return ip in ipaddress.ip_network(block["cidr"]) and not any(
+            ip in ipaddress.ip_network(e) for e in block.get("except") or []
         )
-    if "namespaceSelector" in peer:
+    if endpoint.address is not None:
         return False
-    return matches(peer["podSelector"], labels or {})
+    if "namespaceSelector" in peer:
+        namespace = {"kubernetes.io/metadata.name": endpoint.namespace or ""}
+        in_namespace = matches(peer["namespaceSelector"], namespace)
+        return in_namespace and matches(peer.get("podSelector") or {}, endpoint.label_map)
+    return endpoint.namespace == OURS and matches(peer["podSelector"], endpoint.label_map)
 
 
 def allowed(
     policies: list[dict[str, Any]],
-    source: dict[str, str] | None,
-    destination: dict[str, str] | None,
+    source: Endpoint,
+    destination: Endpoint,
     port: int,
-    source_namespace: str | None = None,
+    protocol: str = "TCP",
 ) -> bool:
-    """Kubernetes semantics: both the source's egress and the destination's ingress must allow.
+    """Kubernetes semantics: the source's egress and the destination's ingress must both allow.
+    Policies only select pods of our namespace."""
 
-    `None` labels mean "outside the namespace" (another namespace's pod, or an IP address).
-    """
-
-    def direction_allows(
-        kind: str, subject: dict[str, str], peer_labels: Any, peer_ns: Any
-    ) -> bool:
+    def direction_allows(kind: str, subject: Endpoint, other: Endpoint) -> bool:
+        if subject.namespace != OURS:
+            return True
         selecting = [
-            p for p in policies if kind in p["policyTypes"] and matches(p["podSelector"], subject)
+            p
+            for p in policies
+            if kind in p["policyTypes"] and matches(p["podSelector"], subject.label_map)
         ]
         if not selecting:
             return True
         key, peer_key = ("egress", "to") if kind == "Egress" else ("ingress", "from")
-        for policy in selecting:
-            for rule in policy.get(key) or []:
-                peers = rule.get(peer_key)
-                if port_allowed(rule, port) and (
-                    not peers or any(peer_allows(p, peer_labels, peer_ns) for p in peers)
-                ):
-                    return True
-        return False
+        return any(
+            port_allowed(rule, port, protocol)
+            and (peer_key not in rule or any(peer_matches(p, other) for p in rule[peer_key]))
+            for policy in selecting
+            for rule in policy.get(key) or []
+        )
 
-    if source is not None and not direction_allows("Egress", source, destination, None):
-        return False
-    return destination is None or direction_allows(
-        "Ingress", destination, source if source_namespace is None else {}, source_namespace
+    return direction_allows("Egress", source, destination) and direction_allows(
+        "Ingress", destination, source
     )
 
 
-def pods(rendering: Rendering) -> dict[str, dict[str, str]]:
+def pods(rendering: Rendering) -> dict[str, Endpoint]:
+    """component -> its pod labels, for every workload and the task-pod template."""
+    import yaml
+
     found = {}
     for resource, _ in rendering.pod_specs():
-        component = resource.inputs["metadata"]["labels"]["app.kubernetes.io/component"]
         spec = resource.inputs["spec"]
         template = (
             spec["jobTemplate"]["spec"]["template"] if "jobTemplate" in spec else spec["template"]
         )
-        found[component] = template["metadata"]["labels"]
+        labels = template["metadata"]["labels"]
+        found[labels["app.kubernetes.io/component"]] = pod(labels)
+    for config_map in rendering.of_kind("ConfigMap"):
+        template = (config_map.inputs.get("data") or {}).get("pod_template_file.yaml")
+        if template:
+            labels = yaml.safe_load(template)["metadata"]["labels"]
+            found[labels["app.kubernetes.io/component"]] = pod(labels)
     return found
 
 
 def policies_of(rendering: Rendering) -> list[dict[str, Any]]:
     return [r.inputs["spec"] for r in rendering.of_kind("NetworkPolicy")]
+
+
+KUBE_DNS = pod({"k8s-app": "kube-dns"}, namespace="kube-system")
+NODE_LOCAL_DNS = address("169.254.20.10")
+CLOUD_DNS = address("169.254.169.254")
+KUBERNETES_API = address("10.96.0.1")
+GITHUB = address("140.82.112.3")
+S3 = address("52.216.8.13")
+EXTERNAL_DB = address("10.40.0.12")
+ELSEWHERE = address("203.0.113.50")
+# Airflow processes that use the metadata DB: all of them but task pods (the schema wait in
+# every other pod's init container and the processes themselves; Celery workers through the
+# result backend).
+DB_USERS = {
+    "api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower",
+    "db-migrate", "create-admin", "pools", "db-clean", "pod-cleanup",
+}  # fmt: skip
+# Who writes or reads task logs: the api-server reads them, task runners and the triggerer write.
+LOG_USERS = {"api-server", "scheduler", "dag-processor", "triggerer", "worker", "task-pod"}
+
+
+def flows(stack: str, rendering: Rendering) -> tuple[set[tuple], set[tuple]]:
+    """(source, destination, port, protocol) that must be allowed, and that must be denied."""
+    by = pods(rendering)
+    cluster = cluster_config(stack)
+    executors = str(cluster.get("executors"))
+    present = set(by)
+    must, never = set(), set()
+    in_cluster = "postgres" in present
+    db = ("postgres", 5432) if in_cluster else (EXTERNAL_DB, 5432)
+    for component in present & DB_USERS:
+        must.add((component, *db, "TCP"))
+    if "backup" in present:
+        must.add(("backup", "postgres", 5432, "TCP"))
+    for component in present - DB_USERS - {"backup", "pgbouncer"}:
+        never.add((component, *db, "TCP"))
+    if in_cluster:
+        never.add((pod({"app": "other"}, INGRESS_NAMESPACE), *db, "TCP"))
+    if "CeleryExecutor" in executors:
+        for component in {"scheduler", "worker"} | ({"flower"} & present):
+            must.add((component, "redis", 6379, "TCP"))
+        for component in present - {"scheduler", "worker", "flower"}:
+            never.add((component, "redis", 6379, "TCP"))
+        must.add(("worker", "api-server", 8080, "TCP"))  # Execution API
+        must.add(("api-server", "worker", 8793, "TCP"))  # task logs
+    if "task-pod" in present:
+        must.add(("task-pod", "api-server", 8080, "TCP"))
+    must.add(("api-server", "triggerer", 8794, "TCP"))
+    never.add(("db-migrate", "api-server", 8080, "TCP"))
+    never.add(("dag-processor", "worker" if "worker" in present else "scheduler", 8793, "TCP"))
+    ingress_controller = pod({"app.kubernetes.io/name": "ingress-nginx"}, INGRESS_NAMESPACE)
+    must.add((ingress_controller, "api-server", 8080, "TCP"))
+    never.add((ingress_controller, "scheduler", 8793, "TCP"))
+    never.add((pod({"app": "x"}, "default"), "api-server", 8080, "TCP"))
+    if "flower" in present:
+        must.add((ingress_controller, "flower", 5555, "TCP"))
+    if "statsd" in present:
+        for component in present & (DB_USERS | {"task-pod"}):
+            must.add((component, "statsd", 9125, "UDP"))
+        prometheus = pod({"app": "prometheus"}, "monitoring")
+        must.add((prometheus, "statsd", 9102, "TCP"))
+    for component in present:
+        for dns in (KUBE_DNS, NODE_LOCAL_DNS, CLOUD_DNS):
+            must.add((component, dns, 53, "UDP"))
+        never.add((component, CLOUD_DNS, 80, "TCP"))  # DNS only, not the metadata service
+    launchers = {"scheduler"} if "KubernetesExecutor" in executors else set()
+    launchers |= {"pod-cleanup"} & present
+    for component in present:
+        target = must if component in launchers else never
+        target.add((component, KUBERNETES_API, 6443, "TCP"))
+    repo = (cluster.get("dags") or {}).get("gitSync", {}).get("repo", "")
+    git = 443 if repo.startswith("https://") else 22
+    readers = {"scheduler", "dag-processor", "triggerer", "worker", "task-pod"} & present
+    for component in present:
+        (must if component in readers else never).add((component, GITHUB, git, "TCP"))
+    remote = (cluster.get("logging") or {}).get("remote")
+    # With the default ranges (anywhere), git over HTTPS and the Kubernetes API open 443 too.
+    https_anyway = launchers | (readers if git == 443 else set())
+    for component in present:
+        if remote and component in LOG_USERS:
+            must.add((component, S3, 443, "TCP"))
+        elif component not in https_anyway:
+            never.add((component, S3, 443, "TCP"))
+        never.add((component, ELSEWHERE, 80, "TCP"))
+    return must, never
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_needed_flows_are_allowed_and_others_denied(stack: str) -> None:
+    rendering = render_stack(stack)
+    policies, by = policies_of(rendering), pods(rendering)
+    must, never = flows(stack, rendering)
+
+    def endpoint(value: Any) -> Endpoint:
+        return by[value] if isinstance(value, str) else value
+
+    def name(value: Any) -> str:
+        return value if isinstance(value, str) else (value.address or str(value.labels))
+
+    blocked = [
+        f"{name(s)} -> {name(d)}:{port}/{proto}"
+        for s, d, port, proto in must
+        if not allowed(policies, endpoint(s), endpoint(d), port, proto)
+    ]
+    leaks = [
+        f"{name(s)} -> {name(d)}:{port}/{proto}"
+        for s, d, port, proto in never
+        if allowed(policies, endpoint(s), endpoint(d), port, proto)
+    ]
+    assert len(must) > 40 and len(never) > 20
+    assert not blocked, "needed but blocked:\n" + "\n".join(sorted(blocked))
+    assert not leaks, "allowed but not needed:\n" + "\n".join(sorted(leaks))
 
 
 def test_local_has_no_policies_staging_and_prod_do() -> None:
@@ -108,69 +254,19 @@ def test_local_has_no_policies_staging_and_prod_do() -> None:
         assert "airflow-default-deny" in names
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
-def test_traffic_matrix(stack: str) -> None:
-    rendering = render_stack(stack)
-    policies = policies_of(rendering)
-    by_component = pods(rendering)
-    not_airflow = {"postgres", "redis", "statsd", "backup", "pgbouncer"}
-    airflow = {c: labels for c, labels in by_component.items() if c not in not_airflow}
-    assert {"scheduler", "worker", "api-server", "db-migrate"} <= airflow.keys()
-
-    def can(source: str | None, destination: str, port: int, namespace: str | None = None) -> bool:
-        src = by_component[source] if source else None
-        return allowed(policies, src, by_component[destination], port, namespace)
-
-    for component in airflow:
-        assert can(component, "redis", 6379), component
-        assert can(component, "api-server", 8080), component
-        assert not can(component, "redis", 22)
-        if "postgres" in by_component:
-            assert can(component, "postgres", 5432), component
-    # Nothing else reaches the databases: not the broker, not other namespaces.
-    assert not can("redis", "api-server", 8080)
-    if "postgres" in by_component:
-        assert not can("redis", "postgres", 5432)
-        assert not can(None, "postgres", 5432, namespace=INGRESS_NAMESPACE)
-    assert not can(None, "redis", 6379, namespace="default")
-    # The ingress controller reaches the api-server, and only the api-server.
-    assert can(None, "api-server", 8080, namespace=INGRESS_NAMESPACE)
-    assert not can(None, "api-server", 8080, namespace="default")
-    assert not can(None, "scheduler", 8793, namespace=INGRESS_NAMESPACE)
-    # Task logs: the api-server fetches them from workers.
-    assert can("api-server", "worker", 8793)
-    # DNS for everyone.
-    kube_dns = {"k8s-app": "kube-dns"}
-    for component, labels in by_component.items():
-        egress_ok = [
-            p
-            for p in policies
-            if "Egress" in p["policyTypes"] and matches(p["podSelector"], labels)
-            for rule in p.get("egress") or []
-            if port_allowed(rule, 53)
-            and any(peer_allows(peer, kube_dns, "kube-system") for peer in rule.get("to") or [])
-        ]
-        assert egress_ok, component
-
-
-def kubernetes_api_reachable(policies: list[dict[str, Any]], labels: dict[str, str]) -> bool:
-    return allowed(policies, labels, None, 443)
-
-
-def test_only_pod_launchers_reach_the_kubernetes_api() -> None:
-    rendering = render_stack("prod")
-    policies = policies_of(rendering)
-    reach = {c: kubernetes_api_reachable(policies, labels) for c, labels in pods(rendering).items()}
-    # prod syncs DAGs over SSH, so only the pod launchers reach port 443: the
-    # KubernetesExecutor's scheduler and the CronJob deleting finished task pods.
-    assert {c for c, ok in reach.items() if ok} == {"scheduler", "pod-cleanup"}
-    staging = render_stack("staging")
-    staging_policies = policies_of(staging)
-    staging_pods = pods(staging)
-    # staging syncs over HTTPS: DAG readers reach 443 (narrow `dagSourceCidrs` to close it),
-    # everything else does not.
-    for component in ("api-server", "db-migrate", "redis", "postgres", "flower"):
-        assert not kubernetes_api_reachable(staging_policies, staging_pods[component]), component
+def test_remote_log_writers_reach_https_only_where_configured() -> None:
+    """prod writes task logs to S3: each process that uploads or reads them reaches 443 on the
+    configured ranges (narrowed here), and not beyond them."""
+    cluster = cluster_config("prod")
+    cluster["networkPolicies"] = {
+        "logStorageCidrs": ["52.216.0.0/15"],
+        "kubernetesApiCidrs": ["10.96.0.1/32"],
+    }
+    rendering = render_stack("prod", cluster=cluster)
+    policies, by = policies_of(rendering), pods(rendering)
+    for component in LOG_USERS & set(by):
+        assert allowed(policies, by[component], S3, 443), component
+        assert not allowed(policies, by[component], ELSEWHERE, 443), component
 
 
 def test_extra_egress_and_ingress_namespace_come_from_config() -> None:
@@ -180,19 +276,52 @@ def test_extra_egress_and_ingress_namespace_come_from_config() -> None:
         "extraEgress": [{"cidrs": ["10.20.0.0/16"], "ports": [{"port": 5439}]}],
     }
     rendering = render_stack("staging", cluster=cluster)
+    policies, by = policies_of(rendering), pods(rendering)
+    traefik = pod({"app": "traefik"}, "traefik")
+    nginx = pod({"app": "nginx"}, INGRESS_NAMESPACE)
+    assert allowed(policies, traefik, by["api-server"], 8080)
+    assert not allowed(policies, nginx, by["api-server"], 8080)
+    warehouse = address("10.20.1.1")
+    assert allowed(policies, by["worker"], warehouse, 5439)
+    assert not allowed(policies, by["redis"], warehouse, 5439)
+
+
+def test_a_shared_namespace_keeps_its_other_pods_reachable() -> None:
+    """With `namespace.create: false` the namespace is not ours: no policy may select pods of
+    other applications in it (a namespace-wide default deny would cut them off)."""
+    cluster = cluster_config("staging")
+    cluster["namespace"] = {"name": "team-shared", "create": False}
+    rendering = render_stack("staging", cluster=cluster)
     policies = policies_of(rendering)
-    labels = pods(rendering)
-    assert allowed(policies, None, labels["api-server"], 8080, "traefik")
-    assert not allowed(policies, None, labels["api-server"], 8080, INGRESS_NAMESPACE)
-    assert allowed(policies, labels["worker"], None, 5439)
-    assert not allowed(policies, labels["redis"], None, 5439)
+    neighbour = pod({"app": "their-service"})
+    assert allowed(policies, neighbour, ELSEWHERE, 443)
+    assert allowed(policies, pod({"app": "x"}, "default"), neighbour, 80)
+    assert all(p["podSelector"] for p in policies), "a policy selects every pod"
 
 
-def test_evaluator_rejects_without_policies_it_would_otherwise_allow() -> None:
-    """The evaluator is not vacuous: with no policies everything is allowed, with deny-all none."""
+def test_keda_operator_reaches_the_database_it_queries() -> None:
+    cluster = cluster_config("staging")
+    cluster["autoscaling"] = {"celeryWorkers": {"enabled": True}}
+    cluster["pgbouncer"] = {"enabled": True}
+    rendering = render_stack("staging", cluster=cluster)
+    policies, by = policies_of(rendering), pods(rendering)
+    keda = pod({"app": "keda-operator"}, "keda")
+    assert allowed(policies, keda, by["pgbouncer"], 6432)
+    assert not allowed(policies, keda, by["postgres"], 5432)
+    assert allowed(policies, by["pgbouncer"], by["postgres"], 5432)
+
+
+def test_evaluator_is_not_vacuous() -> None:
     deny = [{"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}]
-    assert allowed([], {"a": "1"}, {"b": "2"}, 80)
-    assert not allowed(deny, {"a": "1"}, {"b": "2"}, 80)
+    a, b = pod({"a": "1"}), pod({"b": "2"})
+    assert allowed([], a, b, 80)
+    assert not allowed(deny, a, b, 80)
+    assert not allowed(deny, a, S3, 443)
+    allow_s3 = [*deny, {"podSelector": {}, "policyTypes": ["Egress"],
+                        "egress": [{"to": [{"ipBlock": {"cidr": "52.216.0.0/15"}}],
+                                    "ports": [{"port": 443, "protocol": "TCP"}]}]}]  # fmt: skip
+    assert allowed(allow_s3, a, S3, 443) and not allowed(allow_s3, a, ELSEWHERE, 443)
+    assert not allowed(allow_s3, a, S3, 443, "UDP")
 
 
 # --- availability -----------------------------------------------------------------------------

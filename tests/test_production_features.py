@@ -32,7 +32,7 @@ def airflow_env(rendering: Rendering, deployment: str = "airflow-scheduler") -> 
 
 def cron_pod(rendering: Rendering, name: str) -> dict[str, Any]:
     cron = rendering.one("CronJob", name).inputs["spec"]
-    return cron["jobTemplate"]["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+    return cron["jobTemplate"]["spec"]["template"]["spec"]
 
 
 # --- metrics ---------------------------------------------------------------------------------

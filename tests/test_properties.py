@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from airflow_component import AirflowCluster, AirflowConfig
+from airflow_component import AirflowCluster, AirflowClusterArgs, AirflowConfig
 from tests.support.rendering import Rendering, run_under_mocks
 from tests.test_pod_security import pods, restricted_violations, stricter_violations
 
@@ -217,7 +217,8 @@ def test_any_accepted_config_renders_valid_manifests(drawn: tuple[dict[str, Any]
     try:
         rendering = run_under_mocks(
             lambda: AirflowCluster(
-                "airflow", config=config, external_database_password=external_password
+                "airflow",
+                AirflowClusterArgs(config=config, external_database_password=external_password),
             )
         )
     except pulumi.RunError:

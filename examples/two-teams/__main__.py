@@ -3,7 +3,7 @@
 import pulumi
 import pulumi_kubernetes as k8s
 
-from airflow_component import AirflowCluster, AirflowConfig
+from airflow_component import AirflowCluster, AirflowClusterArgs, AirflowConfig
 
 config = pulumi.Config()
 provider = k8s.Provider("cluster", context=config.get("kubeContext") or "kind-airflow")
@@ -15,8 +15,10 @@ teams = {
 for team, settings in teams.items():
     cluster = AirflowCluster(
         team,
-        config=AirflowConfig.model_validate(
-            {"environment": "local", "namespace": {"name": f"airflow-{team}"}, **settings}
+        AirflowClusterArgs(
+            config=AirflowConfig.model_validate(
+                {"environment": "local", "namespace": {"name": f"airflow-{team}"}, **settings}
+            )
         ),
         opts=pulumi.ResourceOptions(providers=[provider]),
     )

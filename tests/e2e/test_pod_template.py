@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.rendering import render_stack
 
@@ -72,12 +73,25 @@ def test_airflow_loads_the_rendered_pod_template(airflow_venv: Path, tmp_path: P
     assert loaded["path"] == str(path)
     assert loaded["containers"] == ["base"]
     assert loaded["image"].startswith("apache/airflow:")
-    # The task pod keeps the template's environment (minus what the scheduler alone needs).
+    # The task pod keeps the template's environment...
     assert "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" in loaded["env"]
+    template_env = {
+        e["name"]
+        for e in yaml.safe_load(template["pod_template_file.yaml"])["spec"]["containers"][0]["env"]
+    }
     # ...plus the marker the executor itself adds to every task pod.
-    assert set(loaded["env"]) - scheduler_env == {"AIRFLOW_IS_K8S_EXECUTOR_POD"}
-    assert {"AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"} <= set(
-        loaded["secret_refs"]
-    )
+    assert set(loaded["env"]) - template_env == {"AIRFLOW_IS_K8S_EXECUTOR_POD"}
+    # It shares the scheduler's settings (executor, Execution API URL, DAG folder).
+    assert "AIRFLOW__CORE__EXECUTOR" in scheduler_env & set(loaded["env"])
+    # Task pods run DAG authors' code: the executor adds no secret, and the template has none
+    # of the scheduler's (JWT signing key, Fernet key, API secret key, DB credentials).
+    # Only task data reaches it: declared connections and variables.
+    assert all(name.startswith(("AIRFLOW_VAR_", "AIRFLOW_CONN_")) for name in loaded["secret_refs"])
+    assert {
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__API__SECRET_KEY",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    } & set(loaded["env"]) == set()
     assert loaded["run_as_user"] == 50000 and loaded["read_only_root"] is True
     assert loaded["labels"]["dag_id"] == "e2e_smoke"

@@ -64,6 +64,32 @@ def test_task_logs_are_served_through_the_api(stack_run):
     assert f"E2E-CONSUME xcom={result.variable_value}-42" in consume, consume[-3000:]
 
 
+def test_task_code_finds_only_the_secrets_its_executor_must_share(stack_run):
+    """A hostile task searches its environment, its parent processes' environments and every
+    file of its container for the deployment's secrets (README "Secret scope")."""
+    assert stack_run.secret_scope is not None
+    state, found, log = stack_run.secret_scope
+    assert state == "success", log[-3000:]
+    found = {"db-password" if label == "db-password-in-url" else label for label in found}
+    assert "cfg-marker" in found, "the search did not read the container's mounted files"
+    executor = stack_run.rendering.one("Deployment", "airflow-scheduler")
+    env = {
+        e["name"]: e for e in executor.inputs["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    default_executor = env["AIRFLOW__CORE__EXECUTOR"]["value"].split(",")[0]
+    # Never where tasks run: the admin password.
+    assert "admin-password" not in found
+    if default_executor == "CeleryExecutor":
+        # No token forging, no decrypting; the log server's key is forced on workers.
+        assert not found & {"jwt-secret", "fernet-key"}, found
+        assert "api-secret-key" in found
+    else:
+        # LocalExecutor tasks run inside the scheduler and see its secrets (documented).
+        assert default_executor == "LocalExecutor"
+        assert "jwt-secret" in found
+    print(f"\n[e2e] stack {stack_run.stack}: a {default_executor} task found {sorted(found)}")
+
+
 def test_rendered_probes_pass(stack_run):
     """Every liveness/readiness/startup probe of every running container, run like the kubelet."""
     assert stack_run.probes, "no probe rendered on any Deployment container"

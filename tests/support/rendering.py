@@ -215,11 +215,11 @@ def run_under_mocks(
 
     @pulumi.runtime.test
     def run() -> Any:
-        pulumi.export = capture_export  # type: ignore[assignment]
+        pulumi.export = capture_export
         try:
             program()
         finally:
-            pulumi.export = original_export  # type: ignore[assignment]
+            pulumi.export = original_export
         return pulumi.Output.all(
             *[_resolve(name, value, secret_outputs) for name, value in exported.items()]
         )

@@ -156,3 +156,53 @@ def run_smoke_dag(
         except ApiError as error:
             result.logs[task_id] = f"<log fetch failed: {error}>"
     return result
+
+
+SECRET_SCOPE_DAG = "e2e_secret_scope"
+SECRET_SCOPE_TASK = "look_for_secrets"
+
+
+def run_secret_scope_dag(
+    client: ApiClient,
+    needles: dict[str, str],
+    timeout: float = 240,
+    alive: Callable[[], None] | None = None,
+) -> tuple[str, list[str], str]:
+    """Run the hostile task with these secret values; returns (state, labels found, log)."""
+    wait_for(
+        f"DAG {SECRET_SCOPE_DAG} parsed by the dag-processor",
+        lambda: client.request("GET", f"/api/v2/dags/{SECRET_SCOPE_DAG}"),
+        timeout,
+        alive=alive,
+    )
+    client.request("PATCH", f"/api/v2/dags/{SECRET_SCOPE_DAG}", {"is_paused": False})
+    run_id = f"e2e__{secrets.token_hex(4)}"
+    client.request(
+        "POST",
+        f"/api/v2/dags/{SECRET_SCOPE_DAG}/dagRuns",
+        {"dag_run_id": run_id, "logical_date": None, "conf": {"needles": needles}},
+    )
+
+    def finished() -> str | None:
+        path = f"/api/v2/dags/{SECRET_SCOPE_DAG}/dagRuns/{run_id}"
+        state = client.request("GET", path)["state"]
+        return state if state in ("success", "failed") else None
+
+    state = wait_for(f"DAG run {run_id} finished", finished, timeout, interval=1.0, alive=alive)
+    path = (
+        f"/api/v2/dags/{SECRET_SCOPE_DAG}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        f"/taskInstances/{SECRET_SCOPE_TASK}/logs/1?full_content=true"
+    )
+    answer = client.request("GET", path)
+    content = answer.get("content") if isinstance(answer, dict) else answer
+    lines = (
+        [str(e.get("event", "")) if isinstance(e, dict) else str(e) for e in content]
+        if isinstance(content, list)
+        else str(content).splitlines()
+    )
+    marker = "E2E-SECRETS-FOUND "
+    found: list[str] = []
+    for line in lines:
+        if marker in line:
+            found = json.loads(line.split(marker, 1)[1].strip())
+    return state, found, "\n".join(lines)

@@ -7,8 +7,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from .api import ApiClient, DagRunResult, run_smoke_dag
+from .api import ApiClient, DagRunResult, run_secret_scope_dag, run_smoke_dag
 from .cluster import HarnessError, LocalCluster, ProbeResult
 from .services import PostgresServer
 
@@ -31,6 +32,8 @@ class StackRun:
     statsd_metrics: set[str] = field(default_factory=set)
     timings: dict[str, float] = field(default_factory=dict)
     dag_timeout: float = 240
+    # The hostile task's run: its state, the secret labels it found, its log.
+    secret_scope: tuple[str, list[str], str] | None = None
 
     def stop(self) -> None:
         self.cluster.stop()
@@ -155,11 +158,34 @@ def execute(run: StackRun) -> None:
     if run.result.state == "success":
         run.seconds_to_first_success = run.result.finished_at - t0
     run.timings["dag_finished"] = time.monotonic() - t0
+    run.secret_scope = run_secret_scope_dag(
+        client, secret_needles(run), timeout=run.dag_timeout, alive=cluster.check_alive
+    )
     cluster.check_alive()
     run.probes = cluster.probe_all()
     run.closed_ports = cluster.closed_ports()
     run.statsd_metrics = {name for sink in cluster.statsd_sinks for name in sink.metric_names()}
     run.timings["probes_done"] = time.monotonic() - t0
+
+
+def secret_needles(run: StackRun) -> dict[str, str]:
+    """The deployment's secret values, and one value every container's files hold (a canary
+    that shows the search reads mounted files)."""
+    from airflow_component.airflow_env import AIRFLOW_CFG
+
+    data = run.rendering.secret_data()
+    needles = {
+        "jwt-secret": data.get(("airflow-keys", "jwt-secret")),
+        "fernet-key": data.get(("airflow-keys", "fernet-key")),
+        "api-secret-key": data.get(("airflow-keys", "api-secret-key")),
+        "admin-password": run.admin_password,
+        "db-password": data.get(("airflow-postgres", "password")) or run.operator_password,
+        "cfg-marker": AIRFLOW_CFG.strip(),
+    }
+    if needles["db-password"]:
+        # In a connection URL the password is URL-encoded.
+        needles["db-password-in-url"] = quote(needles["db-password"], safe="")
+    return {label: value for label, value in needles.items() if value}
 
 
 def in_dependency_order(resources: list[Any]) -> list[Any]:

@@ -2,7 +2,7 @@
 Celery workers and Flower.
 
 Each is a Deployment built from the shared container and pod spec in `airflow_env`; only the
-command, ports and Airflow's own health checks differ.
+command, ports, Airflow's own health checks and the process's `Needs` differ.
 """
 
 from __future__ import annotations
@@ -20,37 +20,27 @@ from pulumi_kubernetes.core.v1 import (
     VolumeMountArgsDict,
 )
 
-from .airflow_env import (
-    POD_TEMPLATE_PATH,
-    AirflowRuntime,
-    airflow_container,
-    airflow_pod_spec,
-    secret_env,
-)
+from .airflow_env import POD_TEMPLATE_PATH, AirflowRuntime, airflow_container, airflow_pod_spec
 from .availability import topology_spread
-from .config import ProcessConfig
-from .naming import (
-    API_SERVER_PORT,
-    FLOWER_PORT,
-    SCHEDULER_HEALTH_PORT,
+from .kube import http_probe
+from .naming import API_SERVER_PORT, FLOWER_PORT, SCHEDULER_HEALTH_PORT, Naming
+from .needs import (
+    API_SERVER,
+    DAG_PROCESSOR,
+    FLOWER,
+    SCHEDULER,
+    TRIGGERER,
+    TRIGGERER_LOG_SERVER_PORT,
+    WORKER,
     WORKER_LOG_SERVER_PORT,
-    Naming,
+    Needs,
+    needs_of,
 )
-
-TRIGGERER_LOG_SERVER_PORT = 8794
+from .resolve import Process as ProcessSettings
 
 
 def pod_template_config_map_name(naming: Naming) -> str:
     return naming.object("pod-template")
-
-
-def _http_probe(path: str, port: str, period: int, failures: int) -> ProbeArgsDict:
-    return {
-        "http_get": {"path": path, "port": port},
-        "period_seconds": period,
-        "timeout_seconds": 10,
-        "failure_threshold": failures,
-    }
 
 
 def _job_check_probe(job_type: str, failures: int = 5) -> ProbeArgsDict:
@@ -68,26 +58,29 @@ def _job_check_probe(job_type: str, failures: int = 5) -> ProbeArgsDict:
 class Process:
     """What distinguishes one Airflow process from another."""
 
-    component: str
+    needs: Needs
+    settings: ProcessSettings
     args: tuple[str, ...]
     ports: tuple[ContainerPortArgsDict, ...]
     liveness: ProbeArgsDict
     readiness: ProbeArgsDict | None = None
     startup: ProbeArgsDict | None = None
     termination_grace_period_seconds: int = 60
-    reads_dags: bool = False
-    # Launches pods (KubernetesExecutor, KubernetesPodOperator): gets a ServiceAccount token.
-    api_access: bool = False
     extra_env: tuple[EnvVarArgsDict, ...] = ()
     extra_mounts: tuple[VolumeMountArgsDict, ...] = ()
     extra_volumes: tuple[VolumeArgsDict, ...] = ()
     pod_annotations: tuple[tuple[str, str], ...] = ()
 
+    @property
+    def component(self) -> str:
+        return self.needs.component
+
 
 def api_server_process(runtime: AirflowRuntime) -> Process:
-    version_check = _http_probe("/api/v2/version", "api", period=10, failures=6)
+    version_check = http_probe("/api/v2/version", "api", period=10, failures=6)
     return Process(
-        component="api-server",
+        needs=needs_of(runtime.config, API_SERVER),
+        settings=runtime.config.api_server,
         args=(
             "api-server",
             "--port",
@@ -97,78 +90,75 @@ def api_server_process(runtime: AirflowRuntime) -> Process:
             "--proxy-headers",
         ),
         ports=({"name": "api", "container_port": API_SERVER_PORT},),
-        liveness=_http_probe("/api/v2/version", "api", period=15, failures=5),
+        liveness=http_probe("/api/v2/version", "api", period=15, failures=5),
         readiness=version_check,
-        startup=_http_probe("/api/v2/version", "api", period=5, failures=60),
+        startup=http_probe("/api/v2/version", "api", period=5, failures=60),
     )
 
 
 def scheduler_process(runtime: AirflowRuntime, pod_template_checksum: str = "") -> Process:
-    health = _http_probe("/health", "health", period=15, failures=5)
-    launches_pods = runtime.config.kubernetes_executor is not None
-    template = (
-        {
-            "extra_mounts": (
-                {
-                    "name": "pod-template",
-                    "mount_path": POD_TEMPLATE_PATH.rsplit("/", 1)[0],
-                    "read_only": True,
-                },
-            ),
-            "extra_volumes": (
-                {
-                    "name": "pod-template",
-                    "config_map": {"name": pod_template_config_map_name(runtime.naming)},
-                },
-            ),
-            # A changed template rolls the scheduler, which reads the file at start-up.
-            "pod_annotations": (("checksum/pod-template", pod_template_checksum),),
-        }
-        if launches_pods
-        else {}
-    )
+    health = http_probe("/health", "health", period=15, failures=5)
+    needs = needs_of(runtime.config, SCHEDULER)
+    mounts: tuple[VolumeMountArgsDict, ...] = ()
+    volumes: tuple[VolumeArgsDict, ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    if runtime.config.kubernetes_executor is not None:
+        mounts = (
+            {
+                "name": "pod-template",
+                "mount_path": POD_TEMPLATE_PATH.rsplit("/", 1)[0],
+                "read_only": True,
+            },
+        )
+        volumes = (
+            {
+                "name": "pod-template",
+                "config_map": {"name": pod_template_config_map_name(runtime.naming)},
+            },
+        )
+        # A changed template rolls the scheduler, which reads the file at start-up.
+        annotations = (("checksum/pod-template", pod_template_checksum),)
     return Process(
-        component="scheduler",
+        needs=needs,
+        settings=runtime.config.scheduler,
         args=("scheduler",),
         ports=(
             {"name": "health", "container_port": SCHEDULER_HEALTH_PORT},
             # LocalExecutor runs tasks in the scheduler pod; the api-server fetches their logs here.
             *(
                 [{"name": "task-logs", "container_port": WORKER_LOG_SERVER_PORT}]
-                if "LocalExecutor" in runtime.config.executors
+                if needs.log_server_ports
                 else []
             ),
         ),
         liveness=health,
-        readiness=_http_probe("/health", "health", period=10, failures=3),
-        startup=_http_probe("/health", "health", period=5, failures=60),
-        reads_dags=True,
-        api_access=launches_pods,
-        **template,  # type: ignore[arg-type]
+        readiness=http_probe("/health", "health", period=10, failures=3),
+        startup=http_probe("/health", "health", period=5, failures=60),
+        extra_mounts=mounts,
+        extra_volumes=volumes,
+        pod_annotations=annotations,
     )
 
 
 def dag_processor_process(runtime: AirflowRuntime) -> Process:
     return Process(
-        component="dag-processor",
+        needs=needs_of(runtime.config, DAG_PROCESSOR),
+        settings=runtime.config.dag_processor,
         args=("dag-processor",),
         ports=(),
         liveness=_job_check_probe("DagProcessorJob"),
         readiness=_job_check_probe("DagProcessorJob", failures=2),
-        reads_dags=True,
     )
 
 
 def triggerer_process(runtime: AirflowRuntime) -> Process:
     return Process(
-        component="triggerer",
+        needs=needs_of(runtime.config, TRIGGERER),
+        settings=runtime.config.triggerer,
         args=("triggerer",),
         ports=({"name": "trigger-logs", "container_port": TRIGGERER_LOG_SERVER_PORT},),
         liveness=_job_check_probe("TriggererJob"),
         readiness=_job_check_probe("TriggererJob", failures=2),
-        reads_dags=True,
-        # Deferrable KubernetesPodOperator tasks watch their pods from the triggerer.
-        api_access=runtime.config.kubernetes_pod_operator.enabled,
     )
 
 
@@ -187,7 +177,8 @@ def celery_worker_process(runtime: AirflowRuntime) -> Process:
         "failure_threshold": 5,
     }
     return Process(
-        component="worker",
+        needs=needs_of(runtime.config, WORKER),
+        settings=celery.workers,
         args=("celery", "worker", "--concurrency", str(celery.workers.concurrency)),
         # The api-server fetches task logs from here while the task runs and after.
         ports=({"name": "task-logs", "container_port": WORKER_LOG_SERVER_PORT},),
@@ -195,15 +186,13 @@ def celery_worker_process(runtime: AirflowRuntime) -> Process:
         readiness={**ping_probe, "initial_delay_seconds": 20, "failure_threshold": 2},
         # Warm shutdown: SIGTERM lets running tasks finish within the grace period.
         termination_grace_period_seconds=celery.workers.termination_grace_period_seconds,
-        reads_dags=True,
-        api_access=runtime.config.kubernetes_pod_operator.enabled,
     )
 
 
 def flower_process(runtime: AirflowRuntime) -> Process:
-    assert runtime.secrets.flower_basic_auth is not None
-    flower = runtime.config.celery.flower if runtime.config.celery else None
-    url_prefix = flower.ingress_path.rstrip("/") if flower and flower.ingress_path else ""
+    assert runtime.config.celery is not None
+    flower = runtime.config.celery.flower
+    url_prefix = flower.ingress_path.rstrip("/") if flower.ingress_path else ""
     args: tuple[str, ...] = ("celery", "flower", "--port", str(FLOWER_PORT))
     if url_prefix:
         args += ("--url-prefix", url_prefix)
@@ -213,14 +202,12 @@ def flower_process(runtime: AirflowRuntime) -> Process:
         "failure_threshold": 5,
     }
     return Process(
-        component="flower",
+        needs=needs_of(runtime.config, FLOWER),
+        settings=ProcessSettings(replicas=1, resources=flower.resources),
         args=args,
         ports=({"name": "flower", "container_port": FLOWER_PORT},),
         liveness=tcp,
         readiness=tcp,
-        extra_env=(
-            secret_env("AIRFLOW__CELERY__FLOWER_BASIC_AUTH", runtime.secrets.flower_basic_auth),
-        ),
     )
 
 
@@ -234,10 +221,7 @@ def pod_annotations(
     return {"annotations": annotations} if annotations else {}
 
 
-def process_container(
-    runtime: AirflowRuntime, process: Process, settings: ProcessConfig
-) -> ContainerArgsDict:
-    assert settings.resources is not None
+def process_container(runtime: AirflowRuntime, process: Process) -> ContainerArgsDict:
     extra: ContainerArgsDict = {"liveness_probe": process.liveness}
     if process.ports:
         extra["ports"] = list(process.ports)
@@ -247,33 +231,28 @@ def process_container(
         extra["startup_probe"] = process.startup
     return airflow_container(
         runtime,
+        process.needs,
         process.component,
         process.args,
-        settings.resources,
+        process.settings.resources,
         extra=extra,
         extra_env=process.extra_env,
-        reads_dags=process.reads_dags,
         extra_mounts=process.extra_mounts,
     )
 
 
-def deployment_spec(
-    runtime: AirflowRuntime, process: Process, settings: ProcessConfig
-) -> DeploymentSpecArgsDict:
+def deployment_spec(runtime: AirflowRuntime, process: Process) -> DeploymentSpecArgsDict:
     labels = runtime.naming.labels(process.component)
     pod_spec = airflow_pod_spec(
         runtime,
-        runtime.naming.object(process.component),
-        [process_container(runtime, process, settings)],
+        process.needs,
+        [process_container(runtime, process)],
         termination_grace_period_seconds=process.termination_grace_period_seconds,
-        reads_dags=process.reads_dags,
-        api_access=process.api_access,
         extra_volumes=process.extra_volumes,
     )
-    autoscaled = (
-        process.component == "api-server" and runtime.config.autoscaling.api_server.enabled
-    ) or (process.component == "worker" and runtime.config.autoscaling.celery_workers.enabled)
-    if (settings.replicas > 1 or autoscaled) and runtime.config.availability.spread_across_nodes:
+    autoscaled = process.needs.autoscaled
+    replicas = process.settings.replicas
+    if (replicas > 1 or autoscaled) and runtime.config.availability.spread_across_nodes:
         pod_spec["topology_spread_constraints"] = topology_spread(runtime.naming, process.component)
     spec: DeploymentSpecArgsDict = {
         "selector": {"match_labels": labels},
@@ -292,5 +271,21 @@ def deployment_spec(
     }
     if not autoscaled:
         # Left out when an autoscaler owns the count, so `pulumi up` never fights it.
-        spec["replicas"] = settings.replicas
+        spec["replicas"] = replicas
     return spec
+
+
+def airflow_processes(runtime: AirflowRuntime, pod_template_checksum: str = "") -> list[Process]:
+    """Every long-running Airflow process of this deployment."""
+    processes = [
+        api_server_process(runtime),
+        scheduler_process(runtime, pod_template_checksum),
+        dag_processor_process(runtime),
+        triggerer_process(runtime),
+    ]
+    celery = runtime.config.celery
+    if celery is not None:
+        processes.append(celery_worker_process(runtime))
+        if celery.flower.enabled:
+            processes.append(flower_process(runtime))
+    return processes

@@ -1,0 +1,131 @@
+"""Airflow processes and executors: replicas, resources, Celery, KubernetesExecutor."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from ..versions import REDIS_IMAGE
+from .types import (
+    DnsSubdomain,
+    NonEmpty,
+    Resources,
+    StorageSize,
+    StrictModel,
+)
+
+
+class ProcessConfig(StrictModel):
+    """Replicas and resources of one long-running Airflow process."""
+
+    replicas: int = Field(default=1, ge=1, le=50, description="Number of pods.")
+    resources: Resources | None = Field(
+        default=None, description="Requests/limits; defaults depend on `environment`."
+    )
+
+
+class ServiceConfig(StrictModel):
+    """How the api-server Service is exposed inside or outside the cluster."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="Service type (NodePort for kind)."
+    )
+    node_port: int | None = Field(
+        default=None, ge=30000, le=32767, description="Fixed nodePort when type is NodePort."
+    )
+
+    @model_validator(mode="after")
+    def _node_port_needs_node_port_type(self) -> ServiceConfig:
+        if self.node_port is not None and self.type == "ClusterIP":
+            raise ValueError("nodePort is set but type is ClusterIP (use NodePort or LoadBalancer)")
+        return self
+
+
+class ApiServerConfig(ProcessConfig):
+    """The api-server: UI, REST API and the Execution API that task runners call."""
+
+    service: ServiceConfig = Field(
+        default_factory=ServiceConfig, description="The api-server Service."
+    )
+    workers: int = Field(default=1, ge=1, le=16, description="Uvicorn worker processes per pod.")
+
+
+class StorageConfig(StrictModel):
+    """A data volume: a claim from a StorageClass, or an emptyDir."""
+
+    size: StorageSize = Field(default="1Gi", description="PersistentVolumeClaim size.")
+    storage_class_name: DnsSubdomain | None = Field(
+        default=None, description="StorageClass; the cluster default when unset."
+    )
+    ephemeral: bool = Field(default=True, description="Use an emptyDir instead of a claim.")
+
+
+class RedisConfig(StrictModel):
+    """The Celery broker: Redis on the official image."""
+
+    image: NonEmpty = Field(default=REDIS_IMAGE, description="Redis image (official).")
+    resources: Resources | None = Field(default=None, description="Requests/limits.")
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig,
+        description="Broker data; ephemeral by default (queued messages are re-sent on loss).",
+    )
+
+
+class CeleryWorkersConfig(ProcessConfig):
+    """Celery workers: a Deployment running `airflow celery worker`."""
+
+    concurrency: int = Field(default=16, ge=1, le=512, description="Task slots per worker.")
+    termination_grace_period_seconds: int = Field(
+        default=600,
+        ge=30,
+        le=86400,
+        description="Warm shutdown: running tasks get this long to finish on a rollout.",
+    )
+
+
+class FlowerConfig(StrictModel):
+    """Flower, the Celery monitoring UI (basic auth with a generated password)."""
+
+    enabled: bool = Field(default=False, description="Deploy Flower.")
+    resources: Resources | None = Field(default=None, description="Requests/limits.")
+    ingress_path: Annotated[str, StringConstraints(pattern=r"^/[^\s]+$")] | None = Field(
+        default=None, description="Serve Flower under this path of the main ingress host."
+    )
+
+
+class CeleryConfig(StrictModel):
+    """Settings of the CeleryExecutor (only with `CeleryExecutor` in `executors`)."""
+
+    workers: CeleryWorkersConfig = Field(
+        default_factory=CeleryWorkersConfig, description="Celery workers."
+    )
+    redis: RedisConfig = Field(default_factory=RedisConfig, description="Broker.")
+    flower: FlowerConfig = Field(default_factory=FlowerConfig, description="Flower UI.")
+
+
+class KubernetesExecutorConfig(StrictModel):
+    """Settings of the KubernetesExecutor (only with `KubernetesExecutor` in `executors`)."""
+
+    delete_worker_pods: bool = Field(
+        default=True, description="Delete a task's pod when it succeeds."
+    )
+    delete_worker_pods_on_failure: bool = Field(
+        default=False, description="Also delete failed pods (kept by default to debug)."
+    )
+    worker_resources: Resources | None = Field(
+        default=None, description="Requests/limits of each task pod."
+    )
+
+
+class KubernetesPodOperatorConfig(StrictModel):
+    """Let tasks launch pods themselves (KubernetesPodOperator)."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Grant the pod-launch Role to workers and the triggerer (deferrable mode).",
+    )

@@ -1,0 +1,347 @@
+"""The whole deployment: `AirflowConfig`, and `parse_config` for stack files."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, get_args
+
+import pulumi
+from pydantic import (
+    Field,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from ..versions import AIRFLOW_IMAGE_REPOSITORY, AIRFLOW_VERSION
+from .dags import (
+    DagsConfig,
+)
+from .database import (
+    BackupsConfig,
+    DatabaseConfig,
+    MigrationsConfig,
+    PgBouncerConfig,
+)
+from .network import (
+    AvailabilityConfig,
+    IngressConfig,
+    NetworkPoliciesConfig,
+)
+from .operations import (
+    AutoscalingConfig,
+    ConnectionConfig,
+    HousekeepingConfig,
+    LoggingConfig,
+    MetricsConfig,
+    PoolConfig,
+    VariableConfig,
+)
+from .processes import (
+    ApiServerConfig,
+    CeleryConfig,
+    KubernetesExecutorConfig,
+    KubernetesPodOperatorConfig,
+    ProcessConfig,
+)
+from .security import (
+    AuthConfig,
+    ExistingSecrets,
+    FernetConfig,
+)
+from .types import (
+    IMPLEMENTED_EXECUTORS,
+    LABEL_KEY,
+    LABEL_VALUE,
+    AirflowIdentifier,
+    DnsLabel,
+    DnsSubdomain,
+    Environment,
+    ExecutorName,
+    NonEmpty,
+    Resources,
+    StrictModel,
+    _matching,
+)
+
+
+class NamespaceConfig(StrictModel):
+    """The namespace everything is deployed into."""
+
+    name: DnsLabel | None = Field(
+        default=None, description="Namespace name; defaults to the component's name."
+    )
+    create: bool = Field(
+        default=True, description="Create the namespace (false: it must already exist)."
+    )
+    labels: dict[
+        Annotated[str, StringConstraints(pattern=LABEL_KEY)],
+        Annotated[str, StringConstraints(pattern=LABEL_VALUE)],
+    ] = Field(default_factory=dict, description="Extra labels on a created namespace.")
+    pod_security: Literal["restricted", "baseline", "privileged"] = Field(
+        default="restricted",
+        description="Pod Security Admission level enforced on a created namespace.",
+    )
+
+
+class ImageConfig(StrictModel):
+    """The Airflow image every Airflow process runs."""
+
+    repository: NonEmpty = Field(
+        default=AIRFLOW_IMAGE_REPOSITORY,
+        description="Image repository; a custom image built FROM apache/airflow to bake DAGs in.",
+    )
+    tag: Annotated[str, StringConstraints(pattern=r"^[\w][\w.-]{0,127}$")] = Field(
+        default=AIRFLOW_VERSION, description="Image tag. Must be an Airflow 3 image."
+    )
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="imagePullPolicy of every Airflow container."
+    )
+    pull_secrets: list[DnsSubdomain] = Field(
+        default_factory=list, description="Names of existing image pull Secrets."
+    )
+    digest: Annotated[str, _matching(r"^sha256:[0-9a-f]{64}$", "a sha256 digest")] | None = Field(
+        default=None, description="Pin the image by digest (`sha256:...`) as well as tag."
+    )
+
+    @field_validator("pull_secrets")
+    @classmethod
+    def _unique_pull_secrets(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({name for name in value if value.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate pull secret {', '.join(duplicates)}")
+        return value
+
+    @property
+    def reference(self) -> str:
+        pinned = f"@{self.digest}" if self.digest else ""
+        return f"{self.repository}:{self.tag}{pinned}"
+
+
+class AirflowConfig(StrictModel):
+    """A complete Airflow 3 deployment."""
+
+    environment: Environment = Field(
+        default="local", description="Picks safe defaults: protection, resources, policies."
+    )
+    namespace: NamespaceConfig = Field(default_factory=NamespaceConfig, description="Namespace.")
+    image: ImageConfig = Field(default_factory=ImageConfig, description="Airflow image.")
+    executors: Annotated[
+        list[ExecutorName],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "items": {"enum": list(get_args(ExecutorName))},
+                        "minItems": 1,
+                    },
+                    {"type": "string", "pattern": r"^\w+(\s*,\s*\w+)*$"},
+                ]
+            }
+        ),
+    ] = Field(
+        default_factory=lambda: list[ExecutorName](["LocalExecutor"]),
+        min_length=1,
+        description="Executors; the first is the default. A comma-separated string is accepted.",
+    )
+    celery: CeleryConfig | None = Field(
+        default=None, description="CeleryExecutor settings (defaults apply when enabled)."
+    )
+    kubernetes_executor: KubernetesExecutorConfig | None = Field(
+        default=None, description="KubernetesExecutor settings (defaults apply when enabled)."
+    )
+    kubernetes_pod_operator: KubernetesPodOperatorConfig = Field(
+        default_factory=KubernetesPodOperatorConfig, description="KubernetesPodOperator RBAC."
+    )
+    dags: DagsConfig = Field(default_factory=DagsConfig, description="DAG delivery.")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Auth manager and admin.")
+    existing_secrets: ExistingSecrets = Field(
+        default_factory=ExistingSecrets, description="Secrets managed outside this component."
+    )
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig, description="Metadata DB.")
+    migrations: MigrationsConfig = Field(
+        default_factory=MigrationsConfig, description="Schema migrations."
+    )
+    api_server: ApiServerConfig = Field(default_factory=ApiServerConfig, description="api-server.")
+    scheduler: ProcessConfig = Field(default_factory=ProcessConfig, description="Scheduler.")
+    dag_processor: ProcessConfig = Field(
+        default_factory=ProcessConfig, description="DAG processor."
+    )
+    triggerer: ProcessConfig = Field(default_factory=ProcessConfig, description="Triggerer.")
+    job_resources: Resources | None = Field(
+        default=None, description="Requests/limits of Jobs and init containers."
+    )
+    ingress: IngressConfig = Field(default_factory=IngressConfig, description="Ingress.")
+    network_policies: NetworkPoliciesConfig = Field(
+        default_factory=NetworkPoliciesConfig, description="NetworkPolicies."
+    )
+    parallelism: int = Field(
+        default=32, ge=1, le=10000, description="[core] parallelism: task slots per scheduler."
+    )
+    housekeeping: HousekeepingConfig = Field(
+        default_factory=HousekeepingConfig, description="Scheduled maintenance."
+    )
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Task logs.")
+    connections: dict[AirflowIdentifier, ConnectionConfig] = Field(
+        default_factory=dict, description="Airflow connections by id."
+    )
+    variables: dict[AirflowIdentifier, VariableConfig] = Field(
+        default_factory=dict, description="Airflow Variables by key."
+    )
+    pools: dict[AirflowIdentifier, PoolConfig] = Field(
+        default_factory=dict, description="Airflow pools by name."
+    )
+    fernet: FernetConfig = Field(default_factory=FernetConfig, description="Fernet rotation.")
+    pgbouncer: PgBouncerConfig = Field(default_factory=PgBouncerConfig, description="PgBouncer.")
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig, description="Autoscaling."
+    )
+    backups: BackupsConfig = Field(default_factory=BackupsConfig, description="Postgres backups.")
+    availability: AvailabilityConfig = Field(
+        default_factory=AvailabilityConfig, description="PDBs and topology spread."
+    )
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")] | None = (
+        Field(
+            default=None,
+            description="Public URL of the UI; derived from the ingress or NodePort when unset.",
+        )
+    )
+
+    @field_validator("executors", mode="before")
+    @classmethod
+    def _split_executor_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("executors")
+    @classmethod
+    def _executors_unique_and_implemented(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"duplicate executor in {value}")
+        missing = [name for name in value if name not in IMPLEMENTED_EXECUTORS]
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} is not supported by this release yet "
+                f"(supported: {', '.join(sorted(IMPLEMENTED_EXECUTORS))})"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _executor_settings_match_executors(self) -> AirflowConfig:
+        for executor, field, key in (
+            ("CeleryExecutor", "celery", "celery"),
+            ("KubernetesExecutor", "kubernetes_executor", "kubernetesExecutor"),
+        ):
+            enabled = executor in self.executors
+            if getattr(self, field) is not None and not enabled:
+                raise ValueError(f"`{key}` is set but {executor} is not in `executors`")
+        if self.dags.delivery == "hostPath" and self.environment != "local":
+            raise ValueError("dags.delivery hostPath is only allowed in the local environment")
+        return self
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> AirflowConfig:
+        """Rules between sections, judged on the effective values (environment defaults applied)."""
+        in_cluster = self.database.mode == "in-cluster"
+        if pgbouncer_enabled(self) and not in_cluster:
+            raise ValueError(
+                "pgbouncer is for in-cluster Postgres (put it next to an external one)"
+            )
+        if pgbouncer_enabled(self) and self.existing_secrets.postgres_password:
+            raise ValueError(
+                "pgbouncer needs the generated Postgres password (existingSecrets.postgresPassword)"
+            )
+        if backups_enabled(self) and not in_cluster:
+            raise ValueError("backups are for in-cluster Postgres; back up an external one there")
+        if self.autoscaling.celery_workers.enabled and "CeleryExecutor" not in self.executors:
+            raise ValueError("autoscaling.celeryWorkers needs CeleryExecutor in `executors`")
+        if not in_cluster and self.existing_secrets.postgres_password:
+            raise ValueError(
+                "existingSecrets.postgresPassword is for in-cluster Postgres; with an external "
+                "database use database.external.passwordSecret"
+            )
+        if self.auth.manager == "simple" and self.existing_secrets.admin_password is not None:
+            raise ValueError(
+                "existingSecrets.adminPassword needs auth.manager fab: SimpleAuthManager reads "
+                "a passwords file this component renders from a generated password"
+            )
+        if self.environment != "local" and self.database.in_cluster.storage.ephemeral:
+            raise ValueError(
+                "database.inCluster.storage.ephemeral is only allowed in the local environment"
+            )
+        return self
+
+    @property
+    def executor_setting(self) -> str:
+        return ",".join(self.executors)
+
+
+CONFIG_NAMESPACE = "airflow-k8s"
+CONFIG_KEY = "cluster"
+
+
+def _format_location(location: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def describe_validation_error(error: ValidationError, prefix: str) -> str:
+    """One line per problem, each starting with the full config key path."""
+    lines = []
+    for problem in error.errors():
+        location = _format_location(tuple(problem["loc"]))
+        key = f"{prefix}.{location}" if location else prefix
+        message = re.sub(r"^Value error, ", "", problem["msg"])
+        lines.append(f"{key}: {message}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: Any, prefix: str = f"{CONFIG_NAMESPACE}:{CONFIG_KEY}") -> AirflowConfig:
+    """Validate a raw stack-config object, raising `pulumi.RunError` that names every bad key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise pulumi.RunError(f"{prefix}: expected an object, got {type(raw).__name__}")
+    try:
+        return AirflowConfig.model_validate(raw)
+    except ValidationError as error:
+        raise pulumi.RunError(describe_validation_error(error, prefix)) from None
+
+
+# Feature switches whose unset value (`None`) means "the environment decides". The config's
+# cross-field rules and `resolve()` both read them from here, so they cannot disagree.
+def metrics_enabled(config: AirflowConfig) -> bool:
+    enabled = config.metrics.enabled
+    return config.environment != "local" if enabled is None else enabled
+
+
+def pgbouncer_enabled(config: AirflowConfig) -> bool:
+    enabled = config.pgbouncer.enabled
+    in_cluster = config.database.mode == "in-cluster"
+    return (config.environment == "prod" and in_cluster) if enabled is None else enabled
+
+
+def backups_enabled(config: AirflowConfig) -> bool:
+    enabled = config.backups.enabled
+    in_cluster = config.database.mode == "in-cluster"
+    return (in_cluster and config.environment != "local") if enabled is None else enabled
+
+
+def network_policies_enabled(config: AirflowConfig) -> bool:
+    enabled = config.network_policies.enabled
+    return config.environment != "local" if enabled is None else enabled
+
+
+def postgres_protected(config: AirflowConfig) -> bool:
+    protect = config.database.in_cluster.protect
+    return config.environment != "local" if protect is None else protect

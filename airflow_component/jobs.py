@@ -1,0 +1,160 @@
+"""One-off Airflow commands: schema migrations, the first admin user, pools, Fernet rotation,
+and the scheduled ones (`airflow db clean`, deleting finished KubernetesExecutor pods).
+
+All are plain Jobs/CronJobs (never Helm-style hooks). The migration Job's pod template embeds the
+image, so a new Airflow version changes the template and Pulumi replaces the Job: it re-runs
+exactly when the version (or its env) changes. Pulumi awaits its completion before it creates or
+updates the parts that depend on the migrations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pulumi_kubernetes.batch.v1 import CronJobSpecArgsDict, JobSpecArgsDict
+from pulumi_kubernetes.core.v1 import EnvVarArgsDict, VolumeArgsDict, VolumeMountArgsDict
+
+from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec
+from .declarative import POOLS_FILE, POOLS_MOUNT
+from .kube import secret_env
+from .needs import (
+    CREATE_ADMIN,
+    DB_CLEAN,
+    MIGRATE,
+    POD_CLEANUP,
+    POOLS,
+    ROTATE_FERNET,
+    needs_of,
+)
+
+ADMIN_PASSWORD_ENV = "AIRFLOW_ADMIN_PASSWORD"
+
+
+def airflow_job_spec(
+    runtime: AirflowRuntime,
+    component: str,
+    args: list[str],
+    *,
+    wait: bool = True,
+    extra_env: Sequence[EnvVarArgsDict] = (),
+    extra_mounts: Sequence[VolumeMountArgsDict] = (),
+    extra_volumes: Sequence[VolumeArgsDict] = (),
+) -> JobSpecArgsDict:
+    """A one-off Airflow command as a Job, with the secrets its `Needs` declare."""
+    needs = needs_of(runtime.config, component)
+    container = airflow_container(
+        runtime,
+        needs,
+        component,
+        args,
+        runtime.config.job_resources,
+        extra_env=extra_env,
+        extra_mounts=extra_mounts,
+    )
+    return {
+        "backoff_limit": 4,
+        "template": {
+            "metadata": {"labels": runtime.naming.airflow_pod_labels(component)},
+            "spec": airflow_pod_spec(
+                runtime,
+                needs,
+                [container],
+                wait_for_migrations=wait,
+                restart_policy="OnFailure",
+                extra_volumes=extra_volumes,
+            ),
+        },
+    }
+
+
+def migration_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
+    return airflow_job_spec(runtime, MIGRATE, ["db", "migrate"], wait=False)
+
+
+def admin_user_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
+    """FAB only: create the admin user. SimpleAuthManager reads its passwords file instead."""
+    auth = runtime.config.auth
+    args = [
+        "users",
+        "create",
+        "--username",
+        auth.admin_username,
+        "--firstname",
+        auth.admin_first_name,
+        "--lastname",
+        auth.admin_last_name,
+        "--email",
+        auth.admin_email,
+        "--role",
+        "Admin",
+        "--password",
+        # Expanded by the kubelet from the secretKeyRef env below: never in the manifest.
+        f"$({ADMIN_PASSWORD_ENV})",
+    ]
+    return airflow_job_spec(
+        runtime,
+        CREATE_ADMIN,
+        args,
+        extra_env=[secret_env(ADMIN_PASSWORD_ENV, runtime.secrets.admin_password)],
+    )
+
+
+def pools_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
+    return airflow_job_spec(
+        runtime,
+        POOLS,
+        ["pools", "import", f"{POOLS_MOUNT}/{POOLS_FILE}"],
+        extra_mounts=[{"name": "pools", "mount_path": POOLS_MOUNT, "read_only": True}],
+        extra_volumes=[{"name": "pools", "config_map": {"name": runtime.naming.object(POOLS)}}],
+    )
+
+
+def rotate_fernet_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
+    return airflow_job_spec(runtime, ROTATE_FERNET, ["rotate-fernet-key"])
+
+
+def _cron_job(
+    runtime: AirflowRuntime, component: str, schedule: str, args: list[str]
+) -> CronJobSpecArgsDict:
+    needs = needs_of(runtime.config, component)
+    container = airflow_container(runtime, needs, component, args, runtime.config.job_resources)
+    return {
+        "schedule": schedule,
+        "time_zone": "Etc/UTC",
+        # A slow run is never doubled up, and a missed one does not pile up.
+        "concurrency_policy": "Forbid",
+        "starting_deadline_seconds": 600,
+        "successful_jobs_history_limit": 1,
+        "failed_jobs_history_limit": 3,
+        "job_template": {
+            "spec": {
+                "backoff_limit": 1,
+                "template": {
+                    "metadata": {"labels": runtime.naming.airflow_pod_labels(component)},
+                    "spec": airflow_pod_spec(runtime, needs, [container], restart_policy="Never"),
+                },
+            }
+        },
+    }
+
+
+def db_clean_spec(runtime: AirflowRuntime) -> CronJobSpecArgsDict | None:
+    settings = runtime.config.housekeeping.db_clean
+    if not settings.enabled:
+        return None
+    # The image entrypoint runs `bash -c` directly; the cutoff is computed at run time.
+    cutoff = f"$(date -u -d '-{settings.retention_days} days' '+%Y-%m-%dT%H:%M:%S+00:00')"
+    command = f'exec airflow db clean --clean-before-timestamp "{cutoff}" --yes --skip-archive'
+    return _cron_job(runtime, DB_CLEAN, settings.schedule, ["bash", "-c", command])
+
+
+def pod_cleanup_spec(runtime: AirflowRuntime) -> CronJobSpecArgsDict | None:
+    config = runtime.config
+    if config.kubernetes_executor is None or not config.housekeeping.cleanup_pods.enabled:
+        return None
+    return _cron_job(
+        runtime,
+        POD_CLEANUP,
+        config.housekeeping.cleanup_pods.schedule,
+        ["kubernetes", "cleanup-pods", "--namespace", runtime.naming.namespace],
+    )

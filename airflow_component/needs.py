@@ -1,0 +1,450 @@
+"""What every pod-running part needs, declared once; RBAC, NetworkPolicies, disruption budgets,
+PgBouncer sizing, ServiceAccounts and secret scope are derived from these declarations.
+
+`workload_needs(config)` is the catalogue: one `Needs` per component that runs pods. Adding an
+executor means adding its processes here (and their commands in `processes.py`); nothing that
+derives from needs names a component.
+
+Which secret each Airflow process needs (sources in the README's "Secret scope" table):
+- the JWT signing key signs and checks tokens: the api-server (UI/REST and Execution API) and
+  the scheduler (its executor signs each task's Execution API token). Nothing else.
+- the Fernet key decrypts connections, variables and trigger arguments: the api-server (the
+  Execution API serves them to tasks), the scheduler, dag-processor and triggerer (in-process
+  Execution API, trigger kwargs), and the Jobs that migrate or re-encrypt. Never workers or
+  task pods.
+- `[api] secret_key` signs log-fetch tokens (api-server) and checks them in every log server
+  (scheduler with LocalExecutor, Celery workers, triggerer).
+- the metadata DB: every Airflow process but Celery workers, Flower and task pods (tasks go
+  through the Execution API). Celery workers and Flower read task results from the DB through
+  the Celery result backend, which carries the same credentials.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+
+from .resolve import ResolvedConfig
+
+
+class Secret(enum.Enum):
+    """A secret an Airflow container may be given (as secretKeyRef env or a mounted file)."""
+
+    METADATA_DB = "metadata database connection"
+    FERNET_KEY = "Fernet key"
+    JWT_SECRET = "JWT signing secret"
+    API_SECRET_KEY = "[api] secret_key"
+    BROKER_URL = "Celery broker URL"
+    RESULT_BACKEND = "Celery result backend"
+    FLOWER_AUTH = "Flower basic auth"
+    ADMIN_PASSWORD = "admin password"
+    DECLARED = "declared connections and variables"
+    REMOTE_LOGS = "remote log connection"
+
+
+# What runs task code (DAG authors' code): it gets only what tasks themselves use.
+TASK_SECRETS = frozenset({Secret.DECLARED, Secret.REMOTE_LOGS})
+
+API_SERVER = "api-server"
+SCHEDULER = "scheduler"
+DAG_PROCESSOR = "dag-processor"
+TRIGGERER = "triggerer"
+WORKER = "worker"
+FLOWER = "flower"
+TASK_POD = "task-pod"
+MIGRATE = "db-migrate"
+CREATE_ADMIN = "create-admin"
+POOLS = "pools"
+ROTATE_FERNET = "rotate-fernet"
+DB_CLEAN = "db-clean"
+POD_CLEANUP = "pod-cleanup"
+POSTGRES = "postgres"
+REDIS = "redis"
+PGBOUNCER = "pgbouncer"
+STATSD = "statsd"
+BACKUP = "backup"
+# The migration, admin, pools and rotation Jobs share one ServiceAccount.
+JOBS_ACCOUNT = "jobs"
+
+WORKER_LOG_SERVER_PORT = 8793
+TRIGGERER_LOG_SERVER_PORT = 8794
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One end of a network flow: a component of this release, any pod of another namespace,
+    addresses outside the cluster, or (nothing set) any destination."""
+
+    component: str | None = None
+    namespace: str | None = None
+    cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic a component needs: to (egress) or from (ingress) a peer, on these ports."""
+
+    peer: Peer
+    ports: tuple[int, ...]
+    protocol: str = "TCP"
+    purpose: str = ""
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What one pod-running component needs from the rest of the deployment."""
+
+    component: str
+    # Runs the Airflow image with the shared Airflow env, mounts and labels.
+    airflow: bool = True
+    service_account: str = ""
+    secrets: frozenset[Secret] = frozenset()
+    reads_dags: bool = False
+    # Calls the Kubernetes API to launch, follow or delete pods: a token and the pod Role.
+    launches_pods: bool = False
+    # Writes or reads task logs (remote log storage identity and access).
+    task_logs: bool = False
+    # Serves task logs to the api-server on these ports.
+    log_server_ports: tuple[int, ...] = ()
+    # Long-running (Deployment/StatefulSet), with these replica counts.
+    long_running: bool = False
+    replicas: int = 1
+    # The fewest pods it can have, autoscaled or not.
+    min_replicas: int = 1
+    autoscaled: bool = False
+    # Losing every pod at once stops scheduling, the UI/Execution API or task execution.
+    guarded: bool = False
+    # Runs task code, which calls the api-server's Execution API.
+    runs_tasks: bool = False
+    # Waits for the schema in an init container (every Airflow pod but task pods and migrate).
+    waits_for_migrations: bool = True
+    # Network flows: what it connects to, and who outside this release connects to it.
+    # Flows between components of this release are declared once, as the client's egress.
+    egress: tuple[Flow, ...] = ()
+    ingress: tuple[Flow, ...] = ()
+
+    @property
+    def account(self) -> str:
+        return self.service_account or self.component
+
+    @property
+    def has_budget(self) -> bool:
+        """A disruption budget only where the fewest replicas is above one: a budget on a single
+        pod would block node drains."""
+        return self.guarded and self.min_replicas > 1
+
+    def needs(self, secret: Secret) -> bool:
+        return secret in self.secrets
+
+    @property
+    def uses_database(self) -> bool:
+        return self.airflow and (
+            self.waits_for_migrations
+            or self.needs(Secret.METADATA_DB)
+            or self.needs(Secret.RESULT_BACKEND)
+        )
+
+
+def _optional(config: ResolvedConfig) -> frozenset[Secret]:
+    """Secrets that exist only with some settings; a process that could use them gets them."""
+    present: set[Secret] = set()
+    if config.connections or config.variables:
+        present.add(Secret.DECLARED)
+    if config.logging.remote is not None and config.logging.remote.connection_secret is not None:
+        present.add(Secret.REMOTE_LOGS)
+    return frozenset(present)
+
+
+def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
+    """Every component that runs pods, with what it needs. The one catalogue of components."""
+    celery = config.celery
+    k8s_executor = config.kubernetes_executor
+    local_executor = "LocalExecutor" in config.executors
+    kpo = config.kubernetes_pod_operator.enabled
+    optional = _optional(config)
+    task_data = TASK_SECRETS & optional
+    scaling = config.autoscaling
+    api_min = (
+        scaling.api_server.min_replicas
+        if scaling.api_server.enabled
+        else config.api_server.replicas
+    )
+    core = frozenset({Secret.METADATA_DB, Secret.FERNET_KEY})
+    celery_client = frozenset({Secret.BROKER_URL, Secret.RESULT_BACKEND} if celery else ())
+    needs = [
+        Needs(
+            API_SERVER,
+            task_logs=True,
+            secrets=core
+            | {Secret.JWT_SECRET, Secret.API_SECRET_KEY}
+            | task_data
+            | ({Secret.ADMIN_PASSWORD} if config.auth.manager == "simple" else set()),
+            long_running=True,
+            replicas=config.api_server.replicas,
+            min_replicas=api_min,
+            autoscaled=scaling.api_server.enabled,
+            guarded=True,
+        ),
+        Needs(
+            SCHEDULER,
+            task_logs=True,
+            # The executor signs each task's Execution API token; LocalExecutor runs the tasks
+            # (and their log server) in this pod, so they see what the scheduler sees.
+            secrets=core
+            | {Secret.JWT_SECRET}
+            | celery_client
+            | ({Secret.API_SECRET_KEY} | task_data if local_executor else set()),
+            reads_dags=True,
+            launches_pods=k8s_executor is not None,
+            runs_tasks=local_executor,
+            log_server_ports=(WORKER_LOG_SERVER_PORT,) if local_executor else (),
+            long_running=True,
+            replicas=config.scheduler.replicas,
+            min_replicas=config.scheduler.replicas,
+            guarded=True,
+        ),
+        Needs(
+            DAG_PROCESSOR,
+            task_logs=True,
+            secrets=core | task_data,
+            reads_dags=True,
+            long_running=True,
+            replicas=config.dag_processor.replicas,
+            min_replicas=config.dag_processor.replicas,
+        ),
+        Needs(
+            TRIGGERER,
+            task_logs=True,
+            secrets=core | {Secret.API_SECRET_KEY} | task_data,
+            reads_dags=True,
+            # Deferrable KubernetesPodOperator tasks watch their pods from the triggerer.
+            launches_pods=kpo,
+            log_server_ports=(TRIGGERER_LOG_SERVER_PORT,),
+            long_running=True,
+            replicas=config.triggerer.replicas,
+            min_replicas=config.triggerer.replicas,
+        ),
+        Needs(MIGRATE, service_account=JOBS_ACCOUNT, secrets=core, waits_for_migrations=False),
+    ]
+    if celery is not None:
+        workers = celery.workers
+        worker_min = (
+            scaling.celery_workers.min_replicas
+            if scaling.celery_workers.enabled
+            else workers.replicas
+        )
+        needs.append(
+            Needs(
+                WORKER,
+                task_logs=True,
+                # The log server checks log-fetch tokens with [api] secret_key.
+                secrets=celery_client | {Secret.API_SECRET_KEY} | task_data,
+                reads_dags=True,
+                launches_pods=kpo,
+                runs_tasks=True,
+                log_server_ports=(WORKER_LOG_SERVER_PORT,),
+                long_running=True,
+                replicas=workers.replicas,
+                min_replicas=worker_min,
+                autoscaled=scaling.celery_workers.enabled,
+                guarded=True,
+            )
+        )
+        if celery.flower.enabled:
+            needs.append(
+                Needs(
+                    FLOWER,
+                    # Flower reads the broker only (Airflow 3.3: broker_url, basic auth).
+                    secrets=frozenset({Secret.BROKER_URL, Secret.FLOWER_AUTH}),
+                    long_running=True,
+                )
+            )
+    if k8s_executor is not None:
+        needs.append(
+            Needs(
+                TASK_POD,
+                secrets=task_data,
+                reads_dags=True,
+                launches_pods=kpo,
+                task_logs=True,
+                runs_tasks=True,
+                waits_for_migrations=False,
+            )
+        )
+        if config.housekeeping.cleanup_pods.enabled:
+            needs.append(Needs(POD_CLEANUP, launches_pods=True))
+    if config.auth.manager == "fab":
+        needs.append(
+            Needs(
+                CREATE_ADMIN,
+                service_account=JOBS_ACCOUNT,
+                secrets=frozenset({Secret.METADATA_DB, Secret.ADMIN_PASSWORD}),
+            )
+        )
+    if config.pools:
+        needs.append(
+            Needs(POOLS, service_account=JOBS_ACCOUNT, secrets=frozenset({Secret.METADATA_DB}))
+        )
+    if config.fernet.previous_keys:
+        needs.append(Needs(ROTATE_FERNET, service_account=JOBS_ACCOUNT, secrets=core))
+    if config.housekeeping.db_clean.enabled:
+        needs.append(Needs(DB_CLEAN, secrets=frozenset({Secret.METADATA_DB})))
+    # Not Airflow: they declare only what RBAC, policies and budgets derive from.
+    if config.database.mode == "in-cluster":
+        needs.append(Needs(POSTGRES, airflow=False, long_running=True, waits_for_migrations=False))
+    if celery is not None:
+        needs.append(Needs(REDIS, airflow=False, long_running=True, waits_for_migrations=False))
+    if config.pgbouncer.enabled:
+        pgbouncer_replicas = 2 if config.environment == "prod" else 1
+        needs.append(
+            Needs(
+                PGBOUNCER,
+                airflow=False,
+                long_running=True,
+                waits_for_migrations=False,
+                replicas=pgbouncer_replicas,
+                min_replicas=pgbouncer_replicas,
+            )
+        )
+    if config.metrics.enabled:
+        needs.append(Needs(STATSD, airflow=False, long_running=True, waits_for_migrations=False))
+    if config.backups.enabled:
+        needs.append(Needs(BACKUP, airflow=False, waits_for_migrations=False))
+    return tuple(_with_flows(config, needs))
+
+
+POSTGRES_PORT = 5432
+PGBOUNCER_PORT = 6432
+REDIS_PORT = 6379
+API_SERVER_PORT = 8080
+FLOWER_PORT = 5555
+STATSD_PORT = 9125
+METRICS_PORT = 9102
+KUBERNETES_API_PORTS = (443, 6443)
+HTTPS_PORT = 443
+SSH_PORT = 22
+
+
+def git_port(repo: str) -> int | None:
+    """The port git-sync connects to, from the repository URL (None: a local file:// repo)."""
+    if repo.startswith("file://"):
+        return None
+    if repo.startswith("ssh://"):
+        authority = repo.removeprefix("ssh://").split("/", 1)[0].rsplit("@", 1)[-1]
+        port = authority.rsplit(":", 1)[1] if ":" in authority else ""
+        return int(port) if port.isdigit() else SSH_PORT
+    return HTTPS_PORT if repo.startswith("https://") else SSH_PORT
+
+
+def _database_flow(config: ResolvedConfig, present: set[str]) -> Flow:
+    if config.database.mode == "in-cluster":
+        if PGBOUNCER in present:
+            return Flow(Peer(component=PGBOUNCER), (PGBOUNCER_PORT,), purpose="metadata DB")
+        return Flow(Peer(component=POSTGRES), (POSTGRES_PORT,), purpose="metadata DB")
+    assert config.database.external is not None
+    # The external server's address is not known here: its port, to any address.
+    return Flow(Peer(), (config.database.external.port,), purpose="metadata DB")
+
+
+def _external_ingress(config: ResolvedConfig, item: Needs, database: Flow) -> list[Flow]:
+    """Who outside this release connects to a component."""
+    policies = config.network_policies
+    sources: list[Flow] = []
+    if item.component in {API_SERVER, FLOWER}:
+        port = API_SERVER_PORT if item.component == API_SERVER else FLOWER_PORT
+        controller = Peer(namespace=policies.ingress_controller_namespace)
+        sources.append(Flow(controller, (port,), purpose="ingress controller"))
+    if item.component == STATSD:
+        prometheus = Peer(namespace=config.metrics.prometheus_namespace)
+        sources.append(Flow(prometheus, (METRICS_PORT,), purpose="Prometheus"))
+    if database.peer.component == item.component and config.autoscaling.celery_workers.enabled:
+        keda = Peer(namespace=policies.keda_namespace)
+        sources.append(Flow(keda, database.ports, purpose="KEDA's postgresql scaler"))
+    return sources
+
+
+def _with_flows(config: ResolvedConfig, needs: list[Needs]) -> list[Needs]:
+    """Each component's network flows, from what it does."""
+    policies = config.network_policies
+    database = _database_flow(config, {n.component for n in needs})
+    git_sync = config.dags.git_sync if config.dags.delivery == "git-sync" else None
+    repo_port = git_port(git_sync.repo) if git_sync else None
+    log_servers = [n for n in needs if n.log_server_ports]
+    result = []
+    for item in needs:
+        egress: list[Flow] = []
+        if item.uses_database:
+            egress.append(database)
+        if item.needs(Secret.BROKER_URL):
+            egress.append(Flow(Peer(component=REDIS), (REDIS_PORT,), purpose="Celery broker"))
+        if item.runs_tasks:
+            api = Peer(component=API_SERVER)
+            egress.append(Flow(api, (API_SERVER_PORT,), purpose="Execution API"))
+        if item.airflow and config.metrics.enabled:
+            egress.append(Flow(Peer(component=STATSD), (STATSD_PORT,), "UDP", "metrics"))
+        if item.launches_pods:
+            api_server = Peer(cidrs=tuple(policies.kubernetes_api_cidrs))
+            egress.append(Flow(api_server, KUBERNETES_API_PORTS, purpose="Kubernetes API"))
+        if item.reads_dags and repo_port is not None:
+            source = Peer(cidrs=tuple(policies.dag_source_cidrs))
+            egress.append(Flow(source, (repo_port,), purpose="git"))
+        if item.task_logs and config.logging.remote is not None:
+            storage = Peer(cidrs=tuple(policies.log_storage_cidrs))
+            egress.append(Flow(storage, (HTTPS_PORT,), purpose="remote task logs"))
+        if item.component == API_SERVER:
+            # The api-server reads task logs from the pod that ran the task.
+            egress += [
+                Flow(Peer(component=s.component), s.log_server_ports, purpose="task logs")
+                for s in log_servers
+            ]
+        if item.component in {PGBOUNCER, BACKUP}:
+            egress.append(Flow(Peer(component=POSTGRES), (POSTGRES_PORT,), purpose="Postgres"))
+        if item.airflow:
+            egress += [
+                Flow(Peer(cidrs=tuple(rule.cidrs)), (port.port,), port.protocol, "extra egress")
+                for rule in policies.extra_egress
+                for port in rule.ports
+            ]
+        ingress = _external_ingress(config, item, database)
+        result.append(dataclasses.replace(item, egress=tuple(egress), ingress=tuple(ingress)))
+    return result
+
+
+def needs_of(config: ResolvedConfig, component: str) -> Needs:
+    for needs in workload_needs(config):
+        if needs.component == component:
+            return needs
+    raise KeyError(component)
+
+
+def service_accounts(config: ResolvedConfig) -> tuple[str, ...]:
+    """One ServiceAccount per component (Jobs share one), in catalogue order."""
+    return tuple(dict.fromkeys(needs.account for needs in workload_needs(config)))
+
+
+def pod_launchers(config: ResolvedConfig) -> tuple[str, ...]:
+    return tuple(n.component for n in workload_needs(config) if n.launches_pods)
+
+
+def dag_readers(config: ResolvedConfig) -> tuple[str, ...]:
+    return tuple(n.component for n in workload_needs(config) if n.reads_dags)
+
+
+def log_servers(config: ResolvedConfig) -> tuple[Needs, ...]:
+    return tuple(n for n in workload_needs(config) if n.log_server_ports)
+
+
+def budgeted(config: ResolvedConfig) -> tuple[str, ...]:
+    if not config.availability.pod_disruption_budgets:
+        return ()
+    return tuple(n.component for n in workload_needs(config) if n.has_budget)
+
+
+def database_session_pods(config: ResolvedConfig) -> int:
+    """Pods of long-running Airflow processes that hold metadata DB sessions (PgBouncer sizing)."""
+    return sum(
+        n.replicas
+        for n in workload_needs(config)
+        if n.airflow and n.long_running and n.needs(Secret.METADATA_DB)
+    )

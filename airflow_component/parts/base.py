@@ -1,0 +1,97 @@
+"""What every part shares: the deployment's context and how a part names and parents children."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
+
+from ..airflow_env import AirflowRuntime
+from ..kube import object_metadata
+from ..naming import Naming
+from ..resolve import ResolvedConfig
+
+PART_TYPE_PREFIX = "airflow-k8s:parts"
+
+
+@dataclass(frozen=True)
+class Context:
+    """The normalised inputs every part builds from."""
+
+    release: str
+    runtime: AirflowRuntime
+
+    @property
+    def config(self) -> ResolvedConfig:
+        return self.runtime.config
+
+    @property
+    def naming(self) -> Naming:
+        return self.runtime.naming
+
+
+class Part(pulumi.ComponentResource):
+    """A child component: `<release>-<slug>` of type `airflow-k8s:parts:<kind>`."""
+
+    def __init__(
+        self, kind: str, slug: str, context: Context, opts: pulumi.ResourceOptions | None
+    ) -> None:
+        super().__init__(f"{PART_TYPE_PREFIX}:{kind}", f"{context.release}-{slug}", None, opts)
+        self.context = context
+        # Pulumi does not pass a component's dependencies on to its children: every child
+        # states them, so nothing inside a part starts before the parts it depends on.
+        depends_on = opts.depends_on if opts is not None else None
+        self._part_dependencies: list[pulumi.Resource] = []
+        if isinstance(depends_on, pulumi.Resource):
+            self._part_dependencies = [depends_on]
+        elif isinstance(depends_on, Sequence):
+            self._part_dependencies = [d for d in depends_on if isinstance(d, pulumi.Resource)]
+
+    @property
+    def config(self) -> ResolvedConfig:
+        return self.context.config
+
+    @property
+    def naming(self) -> Naming:
+        return self.context.naming
+
+    def name(self, component: str) -> str:
+        """The Pulumi resource name of a child (Kubernetes names come from `Naming`)."""
+        return f"{self.context.release}-{component}"
+
+    def opts(
+        self,
+        depends_on: Sequence[pulumi.Resource] = (),
+        protect: bool = False,
+    ) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=self,
+            depends_on=[*self._part_dependencies, *depends_on],
+            protect=protect,
+            retain_on_delete=protect,
+        )
+
+    def metadata(
+        self,
+        component: str,
+        *,
+        job: bool = False,
+        name: str | None = None,
+        annotations: Mapping[str, Any] | None = None,
+    ) -> ObjectMetaArgsDict:
+        merged = dict(annotations or {})
+        if job:
+            # A failed Job is replaced (re-run) on the next `pulumi up` instead of sticking.
+            merged["pulumi.com/replaceUnready"] = "true"
+        return object_metadata(
+            name or self.naming.object(component),
+            self.naming.namespace,
+            self.naming.metadata_labels(component),
+            merged,
+        )
+
+    def finish(self, **outputs: Any) -> None:
+        self.register_outputs(outputs)

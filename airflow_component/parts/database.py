@@ -1,0 +1,113 @@
+"""The metadata database (in-cluster Postgres, PgBouncer in front of it, backups) and the Celery
+broker (Redis)."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .. import backups, broker, database, pgbouncer
+from ..kube import claim_spec, keyed_checksum
+from ..secrets import secret_manifest
+from .base import Context, Part
+from .secrets import Secrets
+from .storage import SKIP_AWAIT
+
+
+class Database(Part):
+    """In-cluster Postgres with PgBouncer and backups; nothing for an external database."""
+
+    def __init__(self, context: Context, secrets: Secrets, opts: pulumi.ResourceOptions) -> None:
+        super().__init__("Database", "database", context, opts)
+        config, naming = self.config, self.naming
+        if config.database.mode == "in-cluster":
+            postgres = config.database.in_cluster
+            k8s.core.v1.Service(
+                self.name(database.COMPONENT),
+                metadata=self.metadata(database.COMPONENT),
+                spec=database.postgres_service_spec(naming, postgres),
+                opts=self.opts(),
+            )
+            k8s.apps.v1.StatefulSet(
+                self.name(database.COMPONENT),
+                metadata=self.metadata(database.COMPONENT),
+                spec=database.postgres_statefulset_spec(naming, postgres, context.runtime.secrets),
+                opts=self.opts(protect=postgres.protect),
+            )
+            if config.pgbouncer.enabled:
+                assert secrets.postgres_password is not None
+                self._pgbouncer(secrets.postgres_password, secrets.checksum_key)
+            if config.backups.enabled:
+                self._backups(postgres.protect)
+        self.finish()
+
+    def _pgbouncer(self, password: pulumi.Output[str], checksum_key: pulumi.Output[str]) -> None:
+        config, naming = self.config, self.naming
+        ini = pgbouncer.pgbouncer_ini(config, naming)
+        user = config.database.in_cluster.user
+        users = password.apply(lambda value: pgbouncer.userlist(user, value))
+        secret = k8s.core.v1.Secret(
+            self.name(pgbouncer.COMPONENT),
+            opts=self.opts(),
+            **secret_manifest(
+                naming,
+                naming.object(pgbouncer.COMPONENT),
+                pgbouncer.COMPONENT,
+                {"pgbouncer.ini": ini, "userlist.txt": users},
+            ),
+        )
+        k8s.core.v1.Service(
+            self.name(pgbouncer.COMPONENT),
+            metadata=self.metadata(pgbouncer.COMPONENT),
+            spec=pgbouncer.service_spec(naming),
+            opts=self.opts(),
+        )
+        # The userlist holds the password: the annotation is an HMAC, not a plain hash.
+        checksum = pulumi.Output.all(checksum_key, users).apply(
+            lambda pair: keyed_checksum(pair[0], ini + pair[1])
+        )
+        k8s.apps.v1.Deployment(
+            self.name(pgbouncer.COMPONENT),
+            metadata=self.metadata(pgbouncer.COMPONENT),
+            spec=pgbouncer.deployment_spec(config, naming, checksum),
+            opts=self.opts(depends_on=[secret]),
+        )
+
+    def _backups(self, protect: bool) -> None:
+        config, naming = self.config, self.naming
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            self.name("backups"),
+            metadata=self.metadata("backups", annotations=SKIP_AWAIT),
+            spec=claim_spec(
+                "ReadWriteOnce", config.backups.size, config.backups.storage_class_name
+            ),
+            opts=self.opts(protect=protect),
+        )
+        k8s.batch.v1.CronJob(
+            self.name(backups.COMPONENT),
+            metadata=self.metadata(backups.COMPONENT),
+            spec=backups.backup_cron_job_spec(config, naming, self.context.runtime.secrets),
+            opts=self.opts(depends_on=[claim]),
+        )
+
+
+class Broker(Part):
+    """Redis for the CeleryExecutor."""
+
+    def __init__(self, context: Context, opts: pulumi.ResourceOptions) -> None:
+        super().__init__("Broker", "broker", context, opts)
+        celery = self.config.celery
+        if celery is not None:
+            k8s.core.v1.Service(
+                self.name(broker.COMPONENT),
+                metadata=self.metadata(broker.COMPONENT),
+                spec=broker.redis_service_spec(self.naming, celery.redis),
+                opts=self.opts(),
+            )
+            k8s.apps.v1.StatefulSet(
+                self.name(broker.COMPONENT),
+                metadata=self.metadata(broker.COMPONENT),
+                spec=broker.redis_statefulset_spec(self.naming, celery.redis),
+                opts=self.opts(),
+            )
+        self.finish()

@@ -1,0 +1,31 @@
+"""Migrations: the schema migration Job, then (FAB) the admin-user Job. Every Airflow workload
+depends on this part, so none starts or rolls before the schema matches its image."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from ..jobs import admin_user_job_spec, migration_job_spec
+from ..needs import CREATE_ADMIN, MIGRATE
+from .base import Context, Part
+
+
+class Migrations(Part):
+    def __init__(self, context: Context, opts: pulumi.ResourceOptions) -> None:
+        super().__init__("Migrations", "migrations", context, opts)
+        runtime = context.runtime
+        self.migrate = k8s.batch.v1.Job(
+            self.name(MIGRATE),
+            metadata=self.metadata(MIGRATE, job=True),
+            spec=migration_job_spec(runtime),
+            opts=self.opts(),
+        )
+        if self.config.auth.manager == "fab":
+            k8s.batch.v1.Job(
+                self.name(CREATE_ADMIN),
+                metadata=self.metadata(CREATE_ADMIN, job=True),
+                spec=admin_user_job_spec(runtime),
+                opts=self.opts(depends_on=[self.migrate]),
+            )
+        self.finish()

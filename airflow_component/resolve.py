@@ -1,0 +1,330 @@
+"""`resolve()`: the user's config, normalised once into frozen records with every default applied.
+
+The pydantic models in `config/` are what users write: a field left unset there (`None`) means
+"the environment decides". Everything downstream reads a `ResolvedConfig` instead, where every
+such field has its value (resources per environment, feature switches, Postgres protection), so
+no builder re-derives a default or asserts that one was filled in. Attribute names mirror the
+config's, so `resolved.celery.workers.resources` is the user's `celery.workers.resources` or
+the environment's default. `None` here only ever means "this feature is off".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from .config import (
+    DEFAULT_RESOURCES,
+    AirflowConfig,
+    AuthConfig,
+    AutoscalingConfig,
+    AvailabilityConfig,
+    CeleryConfig,
+    ConnectionConfig,
+    DagHostPathConfig,
+    DagVolumeConfig,
+    EgressRule,
+    Environment,
+    ExistingSecrets,
+    ExternalDatabase,
+    FernetConfig,
+    HousekeepingConfig,
+    ImageConfig,
+    IngressConfig,
+    KubernetesExecutorConfig,
+    KubernetesPodOperatorConfig,
+    LoggingConfig,
+    MigrationsConfig,
+    NamespaceConfig,
+    PoolConfig,
+    PostgresStorage,
+    Resources,
+    ServiceConfig,
+    StorageConfig,
+    VariableConfig,
+    backups_enabled,
+    metrics_enabled,
+    network_policies_enabled,
+    pgbouncer_enabled,
+    postgres_protected,
+)
+
+Record = TypeVar("Record")
+
+
+def _record(cls: type[Record], model: BaseModel, **resolved: Any) -> Record:
+    """A resolved record: the model's own values, with the resolved ones put in their place."""
+    names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    return cls(
+        **{name: resolved[name] if name in resolved else getattr(model, name) for name in names}
+    )
+
+
+@dataclass(frozen=True)
+class Process:
+    """A long-running process: how many pods, and what each may use."""
+
+    replicas: int
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class ApiServer(Process):
+    workers: int
+    service: ServiceConfig
+
+
+@dataclass(frozen=True)
+class CeleryWorkers(Process):
+    concurrency: int
+    termination_grace_period_seconds: int
+
+
+@dataclass(frozen=True)
+class Redis:
+    image: str
+    resources: Resources
+    storage: StorageConfig
+
+
+@dataclass(frozen=True)
+class Flower:
+    enabled: bool
+    resources: Resources
+    ingress_path: str | None
+
+
+@dataclass(frozen=True)
+class Celery:
+    workers: CeleryWorkers
+    redis: Redis
+    flower: Flower
+
+
+@dataclass(frozen=True)
+class KubernetesExecutor:
+    delete_worker_pods: bool
+    delete_worker_pods_on_failure: bool
+    worker_resources: Resources
+
+
+@dataclass(frozen=True)
+class InClusterPostgres:
+    image: str
+    database: str
+    user: str
+    storage: PostgresStorage
+    resources: Resources
+    protect: bool
+
+
+@dataclass(frozen=True)
+class Database:
+    mode: Literal["in-cluster", "external"]
+    in_cluster: InClusterPostgres
+    external: ExternalDatabase | None
+
+
+@dataclass(frozen=True)
+class GitSync:
+    repo: str
+    ref: str
+    period: str
+    depth: int
+    sub_path: str | None
+    image: str
+    https_credentials_secret: str | None
+    ssh_key_secret: str | None
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class Dags:
+    delivery: Literal["image", "git-sync", "volume", "hostPath"]
+    git_sync: GitSync | None
+    volume: DagVolumeConfig | None
+    host_path: DagHostPathConfig | None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    enabled: bool
+    image: str
+    service_monitor: bool
+    prometheus_namespace: str
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class PgBouncer:
+    enabled: bool
+    image: str
+    max_client_connections: int
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class Backups:
+    enabled: bool
+    schedule: str
+    keep: int
+    size: str
+    storage_class_name: str | None
+
+
+@dataclass(frozen=True)
+class NetworkPolicies:
+    enabled: bool
+    ingress_controller_namespace: str
+    kubernetes_api_cidrs: list[str]
+    dag_source_cidrs: list[str]
+    log_storage_cidrs: list[str]
+    dns_cidrs: list[str]
+    keda_namespace: str
+    extra_egress: list[EgressRule]
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """The deployment as built: the config with every default and cross-field rule applied."""
+
+    environment: Environment
+    namespace: NamespaceConfig
+    image: ImageConfig
+    executors: tuple[str, ...]
+    celery: Celery | None
+    kubernetes_executor: KubernetesExecutor | None
+    kubernetes_pod_operator: KubernetesPodOperatorConfig
+    dags: Dags
+    auth: AuthConfig
+    existing_secrets: ExistingSecrets
+    database: Database
+    migrations: MigrationsConfig
+    api_server: ApiServer
+    scheduler: Process
+    dag_processor: Process
+    triggerer: Process
+    job_resources: Resources
+    ingress: IngressConfig
+    network_policies: NetworkPolicies
+    parallelism: int
+    housekeeping: HousekeepingConfig
+    metrics: Metrics
+    logging: LoggingConfig
+    connections: Mapping[str, ConnectionConfig]
+    variables: Mapping[str, VariableConfig]
+    pools: Mapping[str, PoolConfig]
+    fernet: FernetConfig
+    pgbouncer: PgBouncer
+    autoscaling: AutoscalingConfig
+    backups: Backups
+    availability: AvailabilityConfig
+    base_url: str | None
+
+    @property
+    def executor_setting(self) -> str:
+        return ",".join(self.executors)
+
+
+def resolve(config: AirflowConfig) -> ResolvedConfig:
+    """Apply the environment's defaults; the config's validators already enforced its rules."""
+    defaults = DEFAULT_RESOURCES[config.environment]
+    celery = None
+    if "CeleryExecutor" in config.executors:
+        given = config.celery or CeleryConfig()
+        celery = Celery(
+            workers=_record(
+                CeleryWorkers,
+                given.workers,
+                resources=given.workers.resources or defaults["worker"],
+            ),
+            redis=_record(Redis, given.redis, resources=given.redis.resources or defaults["redis"]),
+            flower=_record(
+                Flower, given.flower, resources=given.flower.resources or defaults["flower"]
+            ),
+        )
+    kubernetes_executor = None
+    if "KubernetesExecutor" in config.executors:
+        given_k8s = config.kubernetes_executor or KubernetesExecutorConfig()
+        kubernetes_executor = _record(
+            KubernetesExecutor,
+            given_k8s,
+            worker_resources=given_k8s.worker_resources or defaults["worker"],
+        )
+    postgres = config.database.in_cluster
+    dags = config.dags
+    git_sync = (
+        _record(GitSync, dags.git_sync, resources=dags.git_sync.resources or defaults["gitSync"])
+        if dags.git_sync is not None
+        else None
+    )
+
+    def process(field: str, default: str, cls: type[Process] = Process) -> Any:
+        settings = getattr(config, field)
+        return _record(cls, settings, resources=settings.resources or defaults[default])
+
+    return ResolvedConfig(
+        environment=config.environment,
+        namespace=config.namespace,
+        image=config.image,
+        executors=tuple(config.executors),
+        celery=celery,
+        kubernetes_executor=kubernetes_executor,
+        kubernetes_pod_operator=config.kubernetes_pod_operator,
+        dags=Dags(
+            delivery=dags.delivery,
+            git_sync=git_sync,
+            volume=dags.volume or (DagVolumeConfig() if dags.delivery == "volume" else None),
+            host_path=dags.host_path
+            or (DagHostPathConfig() if dags.delivery == "hostPath" else None),
+        ),
+        auth=config.auth,
+        existing_secrets=config.existing_secrets,
+        database=Database(
+            mode=config.database.mode,
+            in_cluster=_record(
+                InClusterPostgres,
+                postgres,
+                resources=postgres.resources or defaults["postgres"],
+                protect=postgres_protected(config),
+            ),
+            external=config.database.external,
+        ),
+        migrations=config.migrations,
+        api_server=process("api_server", "apiServer", ApiServer),
+        scheduler=process("scheduler", "scheduler"),
+        dag_processor=process("dag_processor", "dagProcessor"),
+        triggerer=process("triggerer", "triggerer"),
+        job_resources=config.job_resources or defaults["job"],
+        ingress=config.ingress,
+        network_policies=_record(
+            NetworkPolicies, config.network_policies, enabled=network_policies_enabled(config)
+        ),
+        parallelism=config.parallelism,
+        housekeeping=config.housekeeping,
+        metrics=_record(
+            Metrics,
+            config.metrics,
+            enabled=metrics_enabled(config),
+            resources=config.metrics.resources or defaults["redis"],
+        ),
+        logging=config.logging,
+        connections=dict(config.connections),
+        variables=dict(config.variables),
+        pools=dict(config.pools),
+        fernet=config.fernet,
+        pgbouncer=_record(
+            PgBouncer,
+            config.pgbouncer,
+            enabled=pgbouncer_enabled(config),
+            resources=config.pgbouncer.resources or defaults["redis"],
+        ),
+        autoscaling=config.autoscaling,
+        backups=_record(Backups, config.backups, enabled=backups_enabled(config)),
+        availability=config.availability,
+        base_url=config.base_url,
+    )
