@@ -312,14 +312,22 @@ def test_keda_operator_reaches_the_database_it_queries() -> None:
 
 
 def test_evaluator_is_not_vacuous() -> None:
-    deny = [{"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}]
+    deny: list[dict[str, Any]] = [{"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}]
     a, b = pod({"a": "1"}), pod({"b": "2"})
     assert allowed([], a, b, 80)
     assert not allowed(deny, a, b, 80)
     assert not allowed(deny, a, S3, 443)
-    allow_s3 = [*deny, {"podSelector": {}, "policyTypes": ["Egress"],
-                        "egress": [{"to": [{"ipBlock": {"cidr": "52.216.0.0/15"}}],
-                                    "ports": [{"port": 443, "protocol": "TCP"}]}]}]  # fmt: skip
+    s3_egress = {
+        "podSelector": {},
+        "policyTypes": ["Egress"],
+        "egress": [
+            {
+                "to": [{"ipBlock": {"cidr": "52.216.0.0/15"}}],
+                "ports": [{"port": 443, "protocol": "TCP"}],
+            }
+        ],
+    }
+    allow_s3 = [*deny, s3_egress]
     assert allowed(allow_s3, a, S3, 443) and not allowed(allow_s3, a, ELSEWHERE, 443)
     assert not allowed(allow_s3, a, S3, 443, "UDP")
 
