@@ -16,11 +16,12 @@ from pulumi_kubernetes.core.v1 import (
     ContainerArgsDict,
     EnvVarArgsDict,
     PodSpecArgsDict,
+    ProbeArgsDict,
     VolumeArgsDict,
     VolumeMountArgsDict,
 )
 
-from .config import Resources
+from .config import RemoteLoggingConfig, Resources
 from .dags import dag_mounts, dag_volumes, dags_folder, git_sync_init_containers, git_sync_sidecars
 from .declarative import declared_env
 from .fernet import fernet_env
@@ -160,7 +161,19 @@ def secret_scoped_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsD
         env.append(
             secret_env(f"AIRFLOW_CONN_{remote.connection_id.upper()}", remote.connection_secret)
         )
+    elif needs.task_logs and remote:
+        # No secret: the pod's cloud identity (IRSA, Workload Identity). The handler still
+        # looks the connection up by id; one without credentials makes the SDK use its
+        # default credential chain.
+        env.append(
+            plain_env(f"AIRFLOW_CONN_{remote.connection_id.upper()}", identity_connection(remote))
+        )
     return env
+
+
+def identity_connection(remote: RemoteLoggingConfig) -> str:
+    """A connection URI with no credentials, for the store the base folder names."""
+    return "aws://" if remote.base_folder.startswith("s3://") else "google-cloud-platform://"
 
 
 def shared_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
@@ -198,6 +211,9 @@ def shared_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
             plain_env("AIRFLOW__LOGGING__REMOTE_LOGGING", "True"),
             plain_env("AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER", remote.base_folder),
             plain_env("AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID", remote.connection_id),
+            # Uploaded logs are read from the bucket: local copies would only fill the volume
+            # (the default keeps them).
+            plain_env("AIRFLOW__LOGGING__DELETE_LOCAL_LOGS", "True"),
         ]
     return env
 
@@ -230,8 +246,8 @@ def kubernetes_executor_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
     ]
 
 
-def _writable_dir(name: str) -> VolumeArgsDict:
-    return {"name": name, "empty_dir": {"size_limit": "1Gi"}}
+def _writable_dir(name: str, size: str = "1Gi") -> VolumeArgsDict:
+    return {"name": name, "empty_dir": {"size_limit": size}}
 
 
 def logs_claim_name(naming: Naming) -> str:
@@ -249,7 +265,7 @@ def airflow_volumes(runtime: AirflowRuntime, needs: Needs) -> list[VolumeArgsDic
             "persistent_volume_claim": {"claim_name": logs_claim_name(runtime.naming)},
         }
         if runtime.config.logging.volume is not None
-        else _writable_dir("logs")
+        else _writable_dir("logs", runtime.config.logging.local_size_limit)
     )
     volumes: list[VolumeArgsDict] = [
         logs,
@@ -352,6 +368,52 @@ def wait_for_migrations_container(runtime: AirflowRuntime) -> ContainerArgsDict:
     )
 
 
+LOG_GROOMER_INTERVAL_SECONDS = 900
+
+
+def log_groomer_script(retention_days: int) -> str:
+    """Deletes log files older than the retention, then empty folders, every 15 minutes.
+    It is the container's first process: it must end on SIGTERM itself."""
+    return "\n".join(
+        [
+            "set -u",
+            "trap 'exit 0' TERM INT",
+            "while true; do",
+            f"  find \"$LOG_FOLDER\" -type f -name '*.log' -mmin +{retention_days * 24 * 60} "
+            "-delete || true",
+            '  find "$LOG_FOLDER" -mindepth 1 -type d -empty -delete || true',
+            f"  sleep {LOG_GROOMER_INTERVAL_SECONDS} & wait $!",
+            "done",
+        ]
+    )
+
+
+def log_groomer_container(runtime: AirflowRuntime) -> ContainerArgsDict:
+    """Local logs would otherwise grow until the kubelet evicts the pod (emptyDir sizeLimit)
+    or the shared claim fills; Airflow itself never deletes them."""
+    volume_check: ProbeArgsDict = {
+        "exec_": {"command": ["test", "-d", LOGS_FOLDER, "-a", "-w", LOGS_FOLDER]},
+        "timeout_seconds": 5,
+    }
+    return {
+        "name": "log-groomer",
+        "image": runtime.config.image.reference,
+        "image_pull_policy": runtime.config.image.pull_policy,
+        # A command skips the image's entrypoint (no DB check): it needs nothing but the files.
+        "command": ["bash", "-c", log_groomer_script(runtime.config.logging.retention_days)],
+        "env": [plain_env("LOG_FOLDER", LOGS_FOLDER)],
+        "volume_mounts": [{"name": "logs", "mount_path": LOGS_FOLDER}],
+        # Alive while the folder it grooms is mounted and writable (a lost NFS mount fails it).
+        "liveness_probe": {**volume_check, "period_seconds": 300},
+        "readiness_probe": {**volume_check, "period_seconds": 60},
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "32Mi"},
+            "limits": {"cpu": "100m", "memory": "64Mi"},
+        },
+        "security_context": container_security_context(),
+    }
+
+
 def airflow_pod_spec(
     runtime: AirflowRuntime,
     needs: Needs,
@@ -373,12 +435,14 @@ def airflow_pod_spec(
         init_containers += git_sync_init_containers(config.dags)
     if simple_auth(runtime, needs):
         init_containers.insert(0, simple_auth_init_container(runtime))
+    if needs.grooms_logs:
+        containers = [*containers, log_groomer_container(runtime)]
     if wait_for_migrations:
         init_containers.append(wait_for_migrations_container(runtime))
     spec: PodSpecArgsDict = {
         "service_account_name": runtime.naming.object(needs.account),
-        # A token only where the process calls the Kubernetes API (launching pods).
-        "automount_service_account_token": needs.launches_pods,
+        # A token only where the process calls the Kubernetes API.
+        "automount_service_account_token": needs.calls_kubernetes_api,
         "security_context": pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),
         "containers": containers,
         "volumes": [*volumes, *extra_volumes],

@@ -24,19 +24,30 @@ def backup_claim_name(naming: Naming) -> str:
     return naming.object("backups")
 
 
+def backup_script(keep: int) -> str:
+    """One command per line, so `set -e` stops at the first failure (it does not apply to the
+    left side of `&&`); the Job fails when pg_dump does, and no partial dump is left behind."""
+    return "\n".join(
+        [
+            "set -eu",
+            # A dump cut short by a killed pod earlier: never mistaken for a backup.
+            f"rm -f {MOUNT}/*.partial",
+            f'file="{MOUNT}/airflow-$(date -u +%Y%m%dT%H%M%SZ).dump"',
+            """trap 'rm -f "$file.partial"' EXIT""",
+            'pg_dump --format=custom --file="$file.partial"',
+            'mv "$file.partial" "$file"',
+            # Newest first; everything after the first `keep` goes.
+            f"ls -1t {MOUNT}/airflow-*.dump | tail -n +{keep + 1} | xargs -r rm -f",
+        ]
+    )
+
+
 def backup_cron_job_spec(
     config: ResolvedConfig, naming: Naming, secrets: SecretRefs
 ) -> CronJobSpecArgsDict:
     postgres = config.database.in_cluster
     assert secrets.postgres_password is not None
-    keep = config.backups.keep
-    script = (
-        "set -eu; "
-        f'file="{MOUNT}/airflow-$(date -u +%Y%m%dT%H%M%SZ).dump"; '
-        f'pg_dump --format=custom --file="$file.partial" && mv "$file.partial" "$file"; '
-        # Newest first; everything after the first `keep` goes.
-        f"ls -1t {MOUNT}/airflow-*.dump | tail -n +{keep + 1} | xargs -r rm -f"
-    )
+    script = backup_script(config.backups.keep)
     return {
         "schedule": config.backups.schedule,
         "time_zone": "Etc/UTC",

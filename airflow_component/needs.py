@@ -103,8 +103,13 @@ class Needs:
     reads_dags: bool = False
     # Calls the Kubernetes API to launch, follow or delete pods: a token and the pod Role.
     launches_pods: bool = False
+    # Reads running task pods' logs from the Kubernetes API: a token and a read-only Role.
+    reads_pod_logs: bool = False
     # Writes or reads task logs (remote log storage identity and access).
     task_logs: bool = False
+    # Deletes its old local log files (a log-groomer sidecar): processes that write logs, and
+    # with a shared logs claim only one of them (the scheduler), not every pod on the claim.
+    grooms_logs: bool = False
     # Serves task logs to the api-server on these ports.
     log_server_ports: tuple[int, ...] = ()
     # Long-running (Deployment/StatefulSet), with these replica counts.
@@ -136,6 +141,10 @@ class Needs:
 
     def needs(self, secret: Secret) -> bool:
         return secret in self.secrets
+
+    @property
+    def calls_kubernetes_api(self) -> bool:
+        return self.launches_pods or self.reads_pod_logs
 
     @property
     def uses_database(self) -> bool:
@@ -171,6 +180,8 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         else config.api_server.replicas
     )
     core = frozenset({Secret.METADATA_DB, Secret.FERNET_KEY})
+    # With a shared logs claim one groomer (the scheduler's) serves every pod on it.
+    groom_own = config.logging.volume is None
     celery_client = frozenset({Secret.BROKER_URL, Secret.RESULT_BACKEND} if celery else ())
     needs = [
         Needs(
@@ -180,6 +191,8 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
             | {Secret.JWT_SECRET, Secret.API_SECRET_KEY}
             | task_data
             | ({Secret.ADMIN_PASSWORD} if config.auth.manager == "simple" else set()),
+            # KubernetesExecutor.get_task_log: a running task's log comes from its pod.
+            reads_pod_logs=k8s_executor is not None,
             long_running=True,
             replicas=config.api_server.replicas,
             min_replicas=api_min,
@@ -188,6 +201,7 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         ),
         Needs(
             SCHEDULER,
+            grooms_logs=True,
             task_logs=True,
             # The executor signs each task's Execution API token; LocalExecutor runs the tasks
             # (and their log server) in this pod, so they see what the scheduler sees.
@@ -206,6 +220,7 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         ),
         Needs(
             DAG_PROCESSOR,
+            grooms_logs=groom_own,
             task_logs=True,
             secrets=core | task_data,
             reads_dags=True,
@@ -215,6 +230,7 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         ),
         Needs(
             TRIGGERER,
+            grooms_logs=groom_own,
             task_logs=True,
             secrets=core | {Secret.API_SECRET_KEY} | task_data,
             reads_dags=True,
@@ -237,6 +253,7 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         needs.append(
             Needs(
                 WORKER,
+                grooms_logs=groom_own,
                 task_logs=True,
                 # The log server checks log-fetch tokens with [api] secret_key.
                 secrets=celery_client | {Secret.API_SECRET_KEY} | task_data,
@@ -383,7 +400,7 @@ def _with_flows(config: ResolvedConfig, needs: list[Needs]) -> list[Needs]:
             egress.append(Flow(api, (API_SERVER_PORT,), purpose="Execution API"))
         if item.airflow and config.metrics.enabled:
             egress.append(Flow(Peer(component=STATSD), (STATSD_PORT,), "UDP", "metrics"))
-        if item.launches_pods:
+        if item.calls_kubernetes_api:
             api_server = Peer(cidrs=tuple(policies.kubernetes_api_cidrs))
             egress.append(Flow(api_server, KUBERNETES_API_PORTS, purpose="Kubernetes API"))
         if item.reads_dags and repo_port is not None:
@@ -424,7 +441,11 @@ def service_accounts(config: ResolvedConfig) -> tuple[str, ...]:
 
 
 def pod_launchers(config: ResolvedConfig) -> tuple[str, ...]:
-    return tuple(n.component for n in workload_needs(config) if n.launches_pods)
+    return tuple(n.account for n in workload_needs(config) if n.launches_pods)
+
+
+def pod_log_readers(config: ResolvedConfig) -> tuple[str, ...]:
+    return tuple(n.account for n in workload_needs(config) if n.reads_pod_logs)
 
 
 def dag_readers(config: ResolvedConfig) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from pulumi_kubernetes.core.v1 import (
 
 from .airflow_env import POD_TEMPLATE_PATH, AirflowRuntime, airflow_container, airflow_pod_spec
 from .availability import topology_spread
-from .kube import http_probe
+from .kube import http_probe, plain_env
 from .naming import API_SERVER_PORT, FLOWER_PORT, SCHEDULER_HEALTH_PORT, Naming
 from .needs import (
     API_SERVER,
@@ -93,6 +93,13 @@ def api_server_process(runtime: AirflowRuntime) -> Process:
         liveness=http_probe("/api/v2/version", "api", period=15, failures=5),
         readiness=version_check,
         startup=http_probe("/api/v2/version", "api", period=5, failures=60),
+        # uvicorn honours X-Forwarded-Proto/-For only from FORWARDED_ALLOW_IPS (default
+        # 127.0.0.1): behind an ingress, `--proxy-headers` alone does nothing and redirects and
+        # cookies lose https. The controller's pod IPs are not known here; NetworkPolicies limit
+        # who reaches the api-server at all.
+        extra_env=(plain_env("FORWARDED_ALLOW_IPS", "*"),)
+        if runtime.config.ingress.enabled
+        else (),
     )
 
 
@@ -186,6 +193,10 @@ def celery_worker_process(runtime: AirflowRuntime) -> Process:
         readiness={**ping_probe, "initial_delay_seconds": 20, "failure_threshold": 2},
         # Warm shutdown: SIGTERM lets running tasks finish within the grace period.
         termination_grace_period_seconds=celery.workers.termination_grace_period_seconds,
+        # The image sets DUMB_INIT_SETSID=1: dumb-init then sends SIGTERM to the whole process
+        # group, task processes included, and Celery's warm shutdown never happens. With 0 it
+        # signals Celery alone, which stops taking tasks and waits for the running ones.
+        extra_env=(plain_env("DUMB_INIT_SETSID", "0"),),
     )
 
 

@@ -34,22 +34,27 @@ class ServiceAccountArgs(TypedDict):
     automount_service_account_token: bool
 
 
-def pod_launcher_role_rules() -> list[PolicyRuleArgsDict]:
-    return list(POD_LAUNCHER_RULES)
+POD_LOG_READER = "pod-log-reader"
+# The api-server shows a running KubernetesExecutor task's log from its pod (read-only).
+POD_LOG_READER_RULES: tuple[PolicyRuleArgsDict, ...] = (
+    {"api_groups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"api_groups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+)
+ROLES = {POD_LAUNCHER: POD_LAUNCHER_RULES, POD_LOG_READER: POD_LOG_READER_RULES}
 
 
-def pod_launcher_role_ref(naming: Naming) -> RoleRefArgsDict:
-    return {
-        "api_group": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": naming.object(POD_LAUNCHER),
-    }
+def role_rules(role: str) -> list[PolicyRuleArgsDict]:
+    return list(ROLES[role])
 
 
-def pod_launcher_subjects(naming: Naming, launchers: tuple[str, ...]) -> list[SubjectArgsDict]:
+def role_ref(naming: Naming, role: str) -> RoleRefArgsDict:
+    return {"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": naming.object(role)}
+
+
+def subjects(naming: Naming, accounts: tuple[str, ...]) -> list[SubjectArgsDict]:
     return [
-        {"kind": "ServiceAccount", "name": naming.object(component), "namespace": naming.namespace}
-        for component in launchers
+        {"kind": "ServiceAccount", "name": naming.object(account), "namespace": naming.namespace}
+        for account in accounts
     ]
 
 

@@ -52,6 +52,7 @@ from .config import (
     pgbouncer_enabled,
     postgres_protected,
 )
+from .config.sizing import with_task_slots
 
 Record = TypeVar("Record")
 
@@ -240,7 +241,8 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
             workers=_record(
                 CeleryWorkers,
                 given.workers,
-                resources=given.workers.resources or defaults["worker"],
+                resources=given.workers.resources
+                or with_task_slots(defaults["worker"], given.workers.concurrency),
             ),
             redis=_record(Redis, given.redis, resources=given.redis.resources or defaults["redis"]),
             flower=_record(
@@ -296,7 +298,16 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
         ),
         migrations=config.migrations,
         api_server=process("api_server", "apiServer", ApiServer),
-        scheduler=process("scheduler", "scheduler"),
+        scheduler=_record(
+            Process,
+            config.scheduler,
+            # LocalExecutor runs `parallelism` tasks inside the scheduler's container.
+            resources=config.scheduler.resources
+            or with_task_slots(
+                defaults["scheduler"],
+                config.parallelism if "LocalExecutor" in config.executors else 0,
+            ),
+        ),
         dag_processor=process("dag_processor", "dagProcessor"),
         triggerer=process("triggerer", "triggerer"),
         job_resources=config.job_resources or defaults["job"],

@@ -8,7 +8,7 @@ AIRFLOW_IMAGE_REPOSITORY: Final = "apache/airflow"
 # The official `postgres` image (not Bitnami, whose images were withdrawn); pinned to a major line.
 POSTGRES_IMAGE: Final = "postgres:17.6"
 # The official `redis` image.
-REDIS_IMAGE: Final = "redis:7.4.6"
+REDIS_IMAGE: Final = "redis:7.4.7"
 GIT_SYNC_IMAGE: Final = "registry.k8s.io/git-sync/git-sync:v4.4.2"
 STATSD_EXPORTER_IMAGE: Final = "prom/statsd-exporter:v0.28.0"
 # CloudNativePG's PgBouncer image: maintained, non-root, plain pgbouncer binary.

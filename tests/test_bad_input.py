@@ -153,7 +153,14 @@ RICH_IN_CLUSTER: dict[str, Any] = {
     "image": {"repository": "apache/airflow", "tag": "3.3.2", "pullSecrets": ["regcred"]},
     "executors": ["CeleryExecutor", "KubernetesExecutor"],
     "celery": {
-        "workers": {"replicas": 2, "resources": _resources()},
+        # 16 task slots at ~54 MiB each need more than the 1Gi of _resources().
+        "workers": {
+            "replicas": 2,
+            "resources": {
+                "requests": {"cpu": "100m", "memory": "256Mi"},
+                "limits": {"cpu": "1", "memory": "2Gi"},
+            },
+        },
         "redis": {"resources": _resources(), "storage": {"size": "1Gi"}},
         "flower": {"enabled": True, "resources": _resources()},
     },

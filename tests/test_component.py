@@ -295,19 +295,36 @@ def test_postgres_statefulset(rendered_stack: Renderer) -> None:
     assert container["livenessProbe"]["exec"]["command"][0] == "pg_isready"
     claim = spec["volumeClaimTemplates"][0]["spec"]
     assert claim["resources"]["requests"]["storage"] == "20Gi"
-    assert claim["storageClassName"] == "standard"
+    # No class assumed: `standard` does not exist on EKS; the cluster's default is used.
+    assert "storageClassName" not in claim
     service = rendering.one("Service", "airflow-postgres")
     assert service.inputs["spec"]["clusterIP"] == "None"
     assert spec["serviceName"] == "airflow-postgres"
     assert statefulset.options["protect"] and statefulset.options["retain_on_delete"]
 
 
-def test_local_postgres_is_ephemeral_and_unprotected(rendered_stack: Renderer) -> None:
+def test_local_postgres_survives_a_pod_replacement_and_is_unprotected(
+    rendered_stack: Renderer,
+) -> None:
+    """A completed migration Job never re-runs: if a new Postgres pod came back with an empty
+    emptyDir, every pod would wait for migrations forever. Locally the data lives on a claim
+    from kind's own `standard` (local-path) class; `pulumi destroy` still removes everything."""
     statefulset = rendered_stack("local").one("StatefulSet", "airflow-postgres")
+    spec = statefulset.inputs["spec"]
+    (claim,) = spec["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["storageClassName"] == "standard"
+    assert not any(v["name"] == "data" for v in spec["template"]["spec"]["volumes"])
+    assert not statefulset.options["protect"]
+
+
+def test_an_ephemeral_database_is_still_possible_locally() -> None:
+    cluster = cluster_config("local")
+    cluster["database"] = {"inCluster": {"storage": {"ephemeral": True}}}
+    statefulset = render_stack("local", cluster=cluster).one("StatefulSet", "airflow-postgres")
     spec = statefulset.inputs["spec"]
     assert "volumeClaimTemplates" not in spec
     assert any(v["name"] == "data" and "emptyDir" in v for v in spec["template"]["spec"]["volumes"])
-    assert not statefulset.options["protect"]
 
 
 # --- migrations and workloads --------------------------------------------------------------
@@ -377,6 +394,12 @@ def test_settings_agree_in_every_airflow_container(stack_rendering: Rendering) -
             and name != "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
             # Set where the container has no DB credentials (test_secret_scope).
             and name != "CONNECTION_CHECK_MAX_COUNT"
+            # Process runtime, not Airflow settings: dumb-init's signal mode on Celery
+            # workers, uvicorn's trusted proxies on the api-server.
+            and name not in {"DUMB_INIT_SETSID", "FORWARDED_ALLOW_IPS"}
+            # Connections reach only the processes that use them (the log connection: those
+            # that write or read task logs).
+            and not name.startswith("AIRFLOW_CONN_")
             and not name.startswith("AIRFLOW_FERNET_KEY")
             and name != "AIRFLOW__CORE__FERNET_KEY"
         }
@@ -468,7 +491,8 @@ def test_one_service_account_per_component_without_tokens(stack_rendering: Rende
     )
     for resource, spec in stack_rendering.pod_specs():
         component = resource.inputs["metadata"]["labels"]["app.kubernetes.io/component"]
-        needs_token = launches_pods and component in {"scheduler", "pod-cleanup"}
+        # Launching task pods, deleting finished ones, reading a running task pod's log.
+        needs_token = launches_pods and component in {"scheduler", "pod-cleanup", "api-server"}
         assert spec["automountServiceAccountToken"] is needs_token, resource.object_name
         expected = "airflow-jobs" if resource.kind == "Job" else f"airflow-{component}"
         assert spec["serviceAccountName"] == expected

@@ -29,6 +29,18 @@ PROD = cluster_config("prod")
 # (description, stack config object, expected key path in the message, expected phrase)
 INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     (
+        "shared logs claim without a ReadWriteMany class",
+        _set(LOCAL, "logging", {"volume": {"size": "10Gi"}}),
+        "logging.volume.storageClassName",
+        "Field required",
+    ),
+    (
+        "empty Kubernetes API ranges (an empty `to` allows every address)",
+        _set(LOCAL, "networkPolicies", {"kubernetesApiCidrs": []}),
+        "networkPolicies.kubernetesApiCidrs",
+        "at least 1 item",
+    ),
+    (
         "zero scheduler replicas",
         _set(LOCAL, "scheduler.replicas", 0),
         "scheduler.replicas",

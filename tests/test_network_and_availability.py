@@ -198,7 +198,9 @@ def flows(stack: str, rendering: Rendering) -> tuple[set[tuple], set[tuple]]:
         for dns in (KUBE_DNS, NODE_LOCAL_DNS, CLOUD_DNS):
             must.add((component, dns, 53, "UDP"))
         never.add((component, CLOUD_DNS, 80, "TCP"))  # DNS only, not the metadata service
-    launchers = {"scheduler"} if "KubernetesExecutor" in executors else set()
+    # Launch task pods (scheduler), delete finished ones (pod-cleanup), read a running task
+    # pod's log (api-server, KubernetesExecutor.get_task_log).
+    launchers = {"scheduler", "api-server"} if "KubernetesExecutor" in executors else set()
     launchers |= {"pod-cleanup"} & present
     for component in present:
         target = must if component in launchers else never
@@ -206,11 +208,16 @@ def flows(stack: str, rendering: Rendering) -> tuple[set[tuple], set[tuple]]:
     repo = (cluster.get("dags") or {}).get("gitSync", {}).get("repo", "")
     git = 443 if repo.startswith("https://") else 22
     readers = {"scheduler", "dag-processor", "triggerer", "worker", "task-pod"} & present
-    for component in present:
-        (must if component in readers else never).add((component, GITHUB, git, "TCP"))
     remote = (cluster.get("logging") or {}).get("remote")
-    # With the default ranges (anywhere), git over HTTPS and the Kubernetes API open 443 too.
+    # With the default ranges (anywhere), git over HTTPS, the Kubernetes API and log storage
+    # open 443 to any address.
     https_anyway = launchers | (readers if git == 443 else set())
+    https_anyway |= LOG_USERS if remote else set()
+    for component in present:
+        if component in readers:
+            must.add((component, GITHUB, git, "TCP"))
+        elif not (git == 443 and component in https_anyway):
+            never.add((component, GITHUB, git, "TCP"))
     for component in present:
         if remote and component in LOG_USERS:
             must.add((component, S3, 443, "TCP"))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 import pytest
+import yaml
 
 from tests.support.rendering import (
     CapturingMocks,
@@ -102,7 +103,7 @@ def test_kubernetes_executor_without_log_persistence_warns(
     render("local", executors="KubernetesExecutor")
     assert any("task logs" in w for w in warnings)
     warnings.clear()
-    render("local", executors="KubernetesExecutor", logging={"volume": {}})
+    render("local", executors="KubernetesExecutor", logging={"volume": {"storageClassName": "efs"}})
     assert not any("task logs" in w for w in warnings)
 
 
@@ -333,3 +334,35 @@ def test_backups_cron_job_dumps_postgres_into_a_protected_claim() -> None:
     assert not [
         c for c in render_stack("local").of_kind("CronJob") if "backup" in str(c.object_name)
     ]
+
+
+@pytest.mark.parametrize(
+    ("folder", "scheme"),
+    [("s3://logs-bucket/p", "aws"), ("gs://logs-bucket/p", "google-cloud-platform")],
+)
+def test_the_remote_log_connection_exists_where_logs_are_written_or_read(
+    folder: str, scheme: str
+) -> None:
+    """Airflow's remote log handler looks up `[logging] remote_log_conn_id`: every process that
+    writes or reads task logs must be able to resolve that id (without a connection Secret: one
+    with no credentials, so the SDK uses the pod's cloud identity)."""
+    rendering = render(
+        "prod",
+        executors="CeleryExecutor,KubernetesExecutor",
+        logging={"remote": {"baseFolder": folder, "connectionId": "task_logs"}},
+    )
+    checked = set()
+    for resource, spec in rendering.pod_specs():
+        component = resource.inputs["metadata"]["labels"]["app.kubernetes.io/component"]
+        if component not in {"api-server", "scheduler", "dag-processor", "triggerer", "worker"}:
+            continue
+        env = {e["name"]: e for e in spec["containers"][0]["env"]}
+        assert env["AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID"]["value"] == "task_logs"
+        assert env["AIRFLOW_CONN_TASK_LOGS"]["value"] == f"{scheme}://", component
+        checked.add(component)
+    template = yaml.safe_load(
+        rendering.one("ConfigMap", "airflow-pod-template").inputs["data"]["pod_template_file.yaml"]
+    )
+    base = {e["name"]: e for e in template["spec"]["containers"][0]["env"]}
+    assert base["AIRFLOW_CONN_TASK_LOGS"]["value"] == f"{scheme}://"
+    assert len(checked) == 5

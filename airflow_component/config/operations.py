@@ -90,8 +90,12 @@ class LogsVolumeConfig(StrictModel):
     """A ReadWriteMany claim shared by every process that writes or serves task logs."""
 
     size: StorageSize = Field(default="20Gi", description="Claim size.")
-    storage_class_name: DnsSubdomain | None = Field(
-        default=None, description="A StorageClass that supports ReadWriteMany."
+    storage_class_name: DnsSubdomain = Field(
+        description=(
+            "A StorageClass that supports ReadWriteMany (EFS, Filestore, Azure Files, an NFS "
+            "provisioner). Required: a cluster's default class is usually ReadWriteOnce, and the "
+            "claim would never bind."
+        ),
     )
 
 
@@ -100,6 +104,22 @@ class LoggingConfig(StrictModel):
 
     remote: RemoteLoggingConfig | None = Field(default=None, description="S3/GCS logging.")
     volume: LogsVolumeConfig | None = Field(default=None, description="Shared logs claim.")
+    retention_days: int = Field(
+        default=15,
+        ge=1,
+        le=3650,
+        description=(
+            "Local log files older than this are deleted by a log-groomer sidecar (remote logs "
+            "are kept by your bucket's lifecycle rules)."
+        ),
+    )
+    local_size_limit: StorageSize = Field(
+        default="4Gi",
+        description=(
+            "sizeLimit of each pod's local logs emptyDir; the kubelet evicts a pod over it, "
+            "so size it for `retentionDays` of that pod's logs."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_destination(self) -> LoggingConfig:

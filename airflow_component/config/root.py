@@ -51,6 +51,7 @@ from .security import (
     ExistingSecrets,
     FernetConfig,
 )
+from .sizing import TASK_MEMORY_MIB, too_small
 from .types import (
     IMPLEMENTED_EXECUTORS,
     LABEL_KEY,
@@ -269,6 +270,22 @@ class AirflowConfig(StrictModel):
             raise ValueError(
                 "existingSecrets.adminPassword needs auth.manager fab: SimpleAuthManager reads "
                 "a passwords file this component renders from a generated password"
+            )
+        local_tasks = self.parallelism if "LocalExecutor" in self.executors else 0
+        given = self.scheduler.resources
+        if given is not None and (needed := too_small(given, local_tasks)):
+            raise ValueError(
+                f"scheduler.resources.limits.memory {given.limits.memory} cannot hold "
+                f"parallelism {self.parallelism} LocalExecutor tasks (~{TASK_MEMORY_MIB} MiB "
+                f"each) and the scheduler: at least {needed}Mi; raise it or lower parallelism"
+            )
+        workers = self.celery.workers if self.celery is not None else None
+        given = workers.resources if workers is not None else None
+        if workers and given and (needed := too_small(given, workers.concurrency)):
+            raise ValueError(
+                f"celery.workers.resources.limits.memory {given.limits.memory} cannot hold "
+                f"concurrency {workers.concurrency} tasks (~{TASK_MEMORY_MIB} MiB each) and "
+                f"the worker: at least {needed}Mi; raise it or lower concurrency"
             )
         if self.environment != "local" and self.database.in_cluster.storage.ephemeral:
             raise ValueError(

@@ -6,13 +6,14 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
-from ..needs import Needs, pod_launchers, workload_needs
+from ..needs import Needs, pod_launchers, pod_log_readers, workload_needs
 from ..rbac import (
     POD_LAUNCHER,
-    pod_launcher_role_ref,
-    pod_launcher_role_rules,
-    pod_launcher_subjects,
+    POD_LOG_READER,
+    role_ref,
+    role_rules,
     service_account_manifest,
+    subjects,
 )
 from .base import Context, Part
 
@@ -30,19 +31,23 @@ class Identity(Part):
                 opts=self.opts(),
                 **service_account_manifest(naming, account, account_users, config.logging.remote),
             )
-        launchers = pod_launchers(config)
-        if launchers:
+        for role_name, accounts in (
+            (POD_LAUNCHER, pod_launchers(config)),
+            (POD_LOG_READER, pod_log_readers(config)),
+        ):
+            if not accounts:
+                continue
             role = k8s.rbac.v1.Role(
-                self.name(POD_LAUNCHER),
-                metadata=self.metadata(POD_LAUNCHER),
-                rules=pod_launcher_role_rules(),
+                self.name(role_name),
+                metadata=self.metadata(role_name),
+                rules=role_rules(role_name),
                 opts=self.opts(),
             )
             k8s.rbac.v1.RoleBinding(
-                self.name(POD_LAUNCHER),
-                metadata=self.metadata(POD_LAUNCHER),
-                role_ref=pod_launcher_role_ref(naming),
-                subjects=pod_launcher_subjects(naming, launchers),
+                self.name(role_name),
+                metadata=self.metadata(role_name),
+                role_ref=role_ref(naming, role_name),
+                subjects=subjects(naming, accounts),
                 opts=self.opts(depends_on=[role]),
             )
         self.finish()

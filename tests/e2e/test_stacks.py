@@ -10,9 +10,13 @@ checks the read-only root filesystems.
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 
-from .harness.api import DAG_ID, TASKS
+from .harness.api import DAG_ID, TASKS, task_state, trigger, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -124,6 +128,44 @@ def test_metrics_reach_the_statsd_exporter(stack_run):
         )
     assert any(name.startswith("airflow.") for name in names), sorted(names)[:20]
     print(f"\n[e2e] stack {stack_run.stack}: {len(names)} statsd metric names received")
+
+
+def test_a_worker_rollout_lets_its_running_task_finish(stack_run):
+    """A rollout stops a pod the Kubernetes way: SIGTERM to the container's first process
+    (dumb-init), then terminationGracePeriodSeconds before SIGKILL. A Celery worker must stop
+    taking tasks and finish the one it runs (warm shutdown), not kill it."""
+    workers = [c for c in stack_run.cluster.main_containers() if c.label.endswith("/worker")]
+    if not workers:
+        print(f"\n[e2e] stack {stack_run.stack}: no Celery worker rendered")
+        return
+    (worker,) = workers
+    deployment = stack_run.rendering.one("Deployment", "airflow-worker").inputs["spec"]
+    grace = deployment["template"]["spec"]["terminationGracePeriodSeconds"]
+    client, dag_id, task_id = stack_run.client, "e2e_long_task", "sleep_then_succeed"
+    run_id = trigger(client, dag_id, timeout=180, alive=stack_run.cluster.check_alive)
+    wait_for(
+        "the long task running on the worker",
+        lambda: task_state(client, dag_id, run_id, task_id) == "running" or None,
+        120,
+        interval=0.5,
+    )
+    started = time.monotonic()
+    os.kill(worker.process.pid, signal.SIGTERM)
+    final = wait_for(
+        "the long task finished",
+        lambda: ((s := task_state(client, dag_id, run_id, task_id)) in FINAL and s) or None,
+        min(grace, 180),
+        interval=0.5,
+    )
+    assert final == "success", f"the rollout ended the running task: {final}"
+    code = worker.process.popen.wait(timeout=60)
+    print(
+        f"\n[e2e] stack {stack_run.stack}: rollout: task finished {final} and the worker exited "
+        f"{code} {time.monotonic() - started:.1f}s after SIGTERM (grace {grace}s)"
+    )
+
+
+FINAL = {"success", "failed", "up_for_retry", "upstream_failed", "skipped"}
 
 
 def test_nothing_written_to_the_read_only_root_filesystem(stack_run):

@@ -162,6 +162,39 @@ SECRET_SCOPE_DAG = "e2e_secret_scope"
 SECRET_SCOPE_TASK = "look_for_secrets"
 
 
+def trigger(
+    client: ApiClient,
+    dag_id: str,
+    timeout: float,
+    alive: Callable[[], None] | None = None,
+    conf: dict[str, Any] | None = None,
+) -> str:
+    """Wait until the dag-processor parsed `dag_id`, unpause it, start a run; returns its id."""
+    wait_for(
+        f"DAG {dag_id} parsed by the dag-processor",
+        lambda: client.request("GET", f"/api/v2/dags/{dag_id}"),
+        timeout,
+        alive=alive,
+    )
+    client.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+    run_id = f"e2e__{secrets.token_hex(4)}"
+    body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": None}
+    if conf is not None:
+        body["conf"] = conf
+    client.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+    return run_id
+
+
+def _task_path(dag_id: str, run_id: str, task_id: str) -> str:
+    run = urllib.parse.quote(run_id, safe="")
+    return f"/api/v2/dags/{dag_id}/dagRuns/{run}/taskInstances/{task_id}"
+
+
+def task_state(client: ApiClient, dag_id: str, run_id: str, task_id: str) -> str | None:
+    state = client.request("GET", _task_path(dag_id, run_id, task_id)).get("state")
+    return str(state) if state else None
+
+
 def run_secret_scope_dag(
     client: ApiClient,
     needles: dict[str, str],
@@ -169,30 +202,15 @@ def run_secret_scope_dag(
     alive: Callable[[], None] | None = None,
 ) -> tuple[str, list[str], str]:
     """Run the hostile task with these secret values; returns (state, labels found, log)."""
-    wait_for(
-        f"DAG {SECRET_SCOPE_DAG} parsed by the dag-processor",
-        lambda: client.request("GET", f"/api/v2/dags/{SECRET_SCOPE_DAG}"),
-        timeout,
-        alive=alive,
-    )
-    client.request("PATCH", f"/api/v2/dags/{SECRET_SCOPE_DAG}", {"is_paused": False})
-    run_id = f"e2e__{secrets.token_hex(4)}"
-    client.request(
-        "POST",
-        f"/api/v2/dags/{SECRET_SCOPE_DAG}/dagRuns",
-        {"dag_run_id": run_id, "logical_date": None, "conf": {"needles": needles}},
-    )
+    dag_id = SECRET_SCOPE_DAG
+    run_id = trigger(client, dag_id, timeout, alive, conf={"needles": needles})
 
     def finished() -> str | None:
-        path = f"/api/v2/dags/{SECRET_SCOPE_DAG}/dagRuns/{run_id}"
-        state = client.request("GET", path)["state"]
+        state = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
         return state if state in ("success", "failed") else None
 
     state = wait_for(f"DAG run {run_id} finished", finished, timeout, interval=1.0, alive=alive)
-    path = (
-        f"/api/v2/dags/{SECRET_SCOPE_DAG}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
-        f"/taskInstances/{SECRET_SCOPE_TASK}/logs/1?full_content=true"
-    )
+    path = f"{_task_path(dag_id, run_id, SECRET_SCOPE_TASK)}/logs/1?full_content=true"
     answer = client.request("GET", path)
     content = answer.get("content") if isinstance(answer, dict) else answer
     lines = (

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -168,12 +169,24 @@ class AirflowImage:
 
     @staticmethod
     def entrypoint(args: Sequence[str]) -> list[str]:
-        """`ENTRYPOINT ["dumb-init", "--", "/entrypoint"]`: the image's entrypoint script (waits
-        for the DB with `airflow db check`, then runs `bash`/`python` or `airflow <args>`)."""
-        return ["bash", str(ENTRYPOINT), *args]
+        """`ENTRYPOINT ["dumb-init", "--", "/entrypoint"]`: the real dumb-init as the container's
+        first process (signal forwarding as DUMB_INIT_SETSID says), then the image's entrypoint
+        script (waits for the DB with `airflow db check`, runs `bash`/`python`/`airflow <args>`)."""
+        return [dumb_init(), "--", "bash", str(ENTRYPOINT), *args]
 
 
 ENTRYPOINT = Path(__file__).with_name("entrypoint.sh")
+
+
+def dumb_init() -> str:
+    """The dumb-init binary (PyPI's `dumb-init` wheel installs it next to the venv's Python)."""
+    beside = Path(sys.executable).with_name("dumb-init")
+    found = str(beside) if beside.exists() else shutil.which("dumb-init")
+    if found is None:
+        raise HarnessError("dumb-init is missing: pip install dumb-init (requirements-dev.txt)")
+    return found
+
+
 # Image entrypoint shortcuts the harness does not emulate (and the component must not use).
 UNSUPPORTED_ENTRYPOINT_ENV = (
     "_AIRFLOW_DB_MIGRATE",
@@ -1151,17 +1164,22 @@ class LocalCluster:
 
     def closed_ports(self) -> list[str]:
         """Declared container ports the container's own processes do not listen on."""
-        from .procs import listening_ports_by_process_group
+        from .procs import listening_ports_of, process_tree
 
-        running = [c for c in self.main_containers() if c.process is not None]
-        listening = listening_ports_by_process_group({c.process.pid for c in running if c.process})
-        return [
-            f"{c.label}: containerPort {number} ({c.manifest_port_name(number)}) is declared but "
-            f"nothing in the container listens on it (local port {local})"
-            for c in running
-            for number, local in c.ports.items()
-            if c.process and local not in listening.get(c.process.pid, set())
-        ]
+        # The container's processes: the tree under its first process (dumb-init may move them
+        # to a session of their own, so not its process group).
+        closed = []
+        for c in self.main_containers():
+            if c.process is None:
+                continue
+            listening = listening_ports_of(process_tree(c.process.pid))
+            closed += [
+                f"{c.label}: containerPort {number} ({c.manifest_port_name(number)}) is declared "
+                f"but nothing in the container listens on it (local port {local})"
+                for number, local in c.ports.items()
+                if local not in listening
+            ]
+        return closed
 
     # -- end ----------------------------------------------------------------------------------
 

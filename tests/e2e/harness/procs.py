@@ -87,6 +87,7 @@ class ManagedProcess:
         self.argv = list(argv)
         self.log_path = log_path
         self.grace_seconds = grace_seconds
+        self.marker = marker
         self.started_at = time.monotonic()
         full_env = dict(env)
         full_env[MARKER_ENV] = marker
@@ -130,16 +131,28 @@ class ManagedProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
 
-    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+    def stop(self, sig: int = signal.SIGTERM, grace_seconds: float | None = None) -> int | None:
+        """As a container runtime stops a container: the signal to its PID 1 only (dumb-init in
+        the Airflow image, which forwards it as DUMB_INIT_SETSID says), then, after the grace
+        period, SIGKILL to every process left in the container."""
+        family = process_tree(self.popen.pid) if self.popen.poll() is None else set()
         if self.popen.poll() is None:
-            self._signal_group(sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, sig)
             try:
-                self.popen.wait(timeout=self.grace_seconds)
+                self.popen.wait(
+                    timeout=self.grace_seconds if grace_seconds is None else grace_seconds
+                )
             except subprocess.TimeoutExpired:
                 self._signal_group(signal.SIGKILL)
                 self.popen.wait(timeout=10)
-        # Children left in the group (task runners, uvicorn workers) go too.
+        # Whatever is left (task runners, uvicorn workers, a setsid'd session) goes too.
         self._signal_group(signal.SIGKILL)
+        for pid in family - {self.popen.pid}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if self.marker != SESSION_MARKER:  # a container's own marker: its processes only
+            kill_marked(self.marker, exact=True)
         if not self._log.closed:
             self._log.close()
         return self.popen.returncode
@@ -165,8 +178,9 @@ def run_to_completion(
     return code, time.monotonic() - started
 
 
-def marked_pids(marker: str = SESSION_MARKER) -> list[int]:
-    """Pids of live processes whose environment carries this marker (or one that extends it)."""
+def marked_pids(marker: str = SESSION_MARKER, exact: bool = False) -> list[int]:
+    """Pids of live processes whose environment carries this marker (or one that extends it,
+    unless `exact`)."""
     needle = f"{MARKER_ENV}={marker}".encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -176,14 +190,15 @@ def marked_pids(marker: str = SESSION_MARKER) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if any(item.startswith(needle) for item in environ.split(b"\0")):
+        items = environ.split(b"\0")
+        if any(item == needle if exact else item.startswith(needle) for item in items):
             found.append(int(entry.name))
     return found
 
 
-def kill_marked(marker: str = SESSION_MARKER) -> list[int]:
+def kill_marked(marker: str = SESSION_MARKER, exact: bool = False) -> list[int]:
     """SIGKILL every still-alive process the harness started under this marker (by pid)."""
-    pids = marked_pids(marker)
+    pids = marked_pids(marker, exact)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -203,6 +218,46 @@ def _listening_inodes() -> dict[int, int]:
             if len(fields) > 9 and fields[3] == "0A":
                 found[int(fields[9])] = int(fields[1].rsplit(":", 1)[1], 16)
     return found
+
+
+def process_tree(root: int) -> set[int]:
+    """`root` and every process below it: a container's processes, whatever session or process
+    group dumb-init put them in, and whatever their process title did to /proc/<pid>/environ."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, pending = set(), [root]
+    while pending:
+        pid = pending.pop()
+        if pid not in found:
+            found.add(pid)
+            pending += children.get(pid, [])
+    return found
+
+
+def listening_ports_of(pids: set[int]) -> set[int]:
+    """Ports these processes listen on."""
+    inodes = _listening_inodes()
+    ports: set[int] = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+                ports.add(inodes[int(target[8:-1])])
+    return ports
 
 
 def listening_ports_by_marker(prefix: str) -> dict[str, set[int]]:
@@ -232,29 +287,4 @@ def listening_ports_by_marker(prefix: str) -> dict[str, set[int]]:
                 inode = int(target[8:-1])
                 if inode in inodes:
                     result.setdefault(value, set()).add(inodes[inode])
-    return result
-
-
-def listening_ports_by_process_group(groups: set[int]) -> dict[int, set[int]]:
-    """Process group -> ports its processes listen on (each container is one process group)."""
-    inodes = _listening_inodes()
-    result: dict[int, set[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            group = int(stat.rsplit(")", 1)[1].split()[2])
-            if group not in groups:
-                continue
-            fds = list((entry / "fd").iterdir())
-        except (OSError, ValueError, IndexError):
-            continue
-        for fd in fds:
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:[") and int(target[8:-1]) in inodes:
-                result.setdefault(group, set()).add(inodes[int(target[8:-1])])
     return result

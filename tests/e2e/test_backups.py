@@ -1,0 +1,96 @@
+"""The rendered backup CronJob, run for real: Debian's `pg_dump` against a real PostgreSQL with
+the rendered credentials, then `pg_restore` of its dump into a fresh database (the restore drill
+the README documents). A wrong password must fail the Job and leave the old dumps alone."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.rendering import render_stack
+
+from .harness.kubelet import ObjectStore, PodInfo, resolve_env
+from .harness.services import PostgresServer
+
+pytestmark = pytest.mark.e2e
+
+
+def backup_container(rendering: Any) -> tuple[dict[str, Any], str]:
+    cron = rendering.one("CronJob", "airflow-backup").inputs["spec"]
+    spec = cron["jobTemplate"]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    (mount,) = [m["mountPath"] for m in container["volumeMounts"] if m["name"] == "backups"]
+    return container, mount
+
+
+def run_container(
+    container: dict[str, Any],
+    env: dict[str, str],
+    mount: str,
+    backups: Path,
+    postgres_bin: Path,
+) -> subprocess.CompletedProcess[str]:
+    command = [part.replace(mount, str(backups)) for part in container["command"]]
+    full_env = {**env, "PATH": f"{postgres_bin}:/usr/bin:/bin"}
+    return subprocess.run(
+        command, env=full_env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_backup_job_dumps_restores_and_fails_on_a_wrong_password(
+    postgres_server: PostgresServer, postgres_bin: Path, tmp_path: Path
+) -> None:
+    rendering = render_stack("staging")
+    container, mount = backup_container(rendering)
+    namespace = rendering.outputs["namespace"]
+    store = ObjectStore.from_manifests(rendering.manifests())
+    pod = PodInfo(name="backup", namespace=namespace, labels={}, annotations={}, service_account="")
+    env = resolve_env(container, store, pod, service_env={})
+    # The Service name maps to the local server, as cluster DNS would resolve it.
+    env["PGHOST"], env["PGPORT"] = postgres_server.host, str(postgres_server.port)
+    postgres_server.provision(env["PGDATABASE"], env["PGUSER"], env["PGPASSWORD"], superuser=False)
+    marker = "backed-up-row-7f3a"
+    postgres_server.psql(
+        f"SET ROLE {env['PGUSER']}; CREATE TABLE drill (value text);"
+        f" INSERT INTO drill VALUES ('{marker}');",
+        database=env["PGDATABASE"],
+    )
+    backups = tmp_path / "backups"
+    backups.mkdir()
+
+    done = run_container(container, env, mount, backups, postgres_bin)
+    assert done.returncode == 0, done.stderr
+    (dump,) = backups.glob("airflow-*.dump")
+
+    restored = "airflow_restore_drill"
+    postgres_server.provision(restored, "restorer", "restorer-pw", superuser=True)
+    restore = subprocess.run(
+        [
+            str(postgres_bin / "pg_restore"),
+            "--no-owner",
+            "-h",
+            postgres_server.host,
+            "-p",
+            str(postgres_server.port),
+            "-U",
+            "restorer",
+            "-d",
+            restored,
+            str(dump),
+        ],
+        env={"PGPASSWORD": "restorer-pw", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert postgres_server.psql("SELECT value FROM drill;", database=restored).strip() == marker
+
+    broken = run_container(container, {**env, "PGPASSWORD": "wrong"}, mount, backups, postgres_bin)
+    assert broken.returncode != 0, "the Job reported success although pg_dump failed"
+    assert "password authentication failed" in broken.stderr
+    assert sorted(backups.iterdir()) == [dump], "a partial file was left or a dump was lost"
