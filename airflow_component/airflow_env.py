@@ -27,6 +27,7 @@ from .declarative import declared_env
 from .fernet import fernet_env
 from .kube import (
     container_security_context,
+    literal,
     plain_env,
     pod_security_context,
     resource_requirements,
@@ -36,7 +37,13 @@ from .metrics import metrics_env
 from .naming import AIRFLOW_GID, AIRFLOW_HOME, AIRFLOW_UID, LOGS_FOLDER, Naming
 from .needs import Needs, Secret
 from .resolve import ResolvedConfig
-from .secrets import SecretRefs, postgres_url_command
+from .secrets import (
+    URL_HEAD_ENV,
+    URL_TAIL_ENV,
+    SecretRefs,
+    postgres_url_command,
+    postgres_url_parts,
+)
 
 SIMPLE_AUTH_MANAGER = (
     "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -112,21 +119,28 @@ def metadata_connection_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
     # option builds the URL in the container, URL-encoding the password there.
     return [
         _metadata_password_env(secrets),
+        *url_parts_env(runtime),
         plain_env(
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD",
-            postgres_url_command(runtime.config, runtime.naming, METADATA_PASSWORD_ENV),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD", postgres_url_command(METADATA_PASSWORD_ENV)
         ),
     ]
+
+
+def url_parts_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
+    head, tail = postgres_url_parts(runtime.config, runtime.naming)
+    return [plain_env(URL_HEAD_ENV, head), plain_env(URL_TAIL_ENV, tail)]
 
 
 def result_backend_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
     secrets = runtime.secrets
     if secrets.celery_result_backend is not None:
         return [secret_env("AIRFLOW__CELERY__RESULT_BACKEND", secrets.celery_result_backend)]
-    env = [] if needs.needs(Secret.METADATA_DB) else [_metadata_password_env(secrets)]
-    command = postgres_url_command(
-        runtime.config, runtime.naming, METADATA_PASSWORD_ENV, scheme_prefix="db+"
+    env = (
+        []
+        if needs.needs(Secret.METADATA_DB)
+        else [_metadata_password_env(secrets), *url_parts_env(runtime)]
     )
+    command = postgres_url_command(METADATA_PASSWORD_ENV, scheme_prefix="db+")
     return [*env, plain_env("AIRFLOW__CELERY__RESULT_BACKEND_CMD", command)]
 
 
@@ -400,7 +414,11 @@ def log_groomer_container(runtime: AirflowRuntime) -> ContainerArgsDict:
         "image": runtime.config.image.reference,
         "image_pull_policy": runtime.config.image.pull_policy,
         # A command skips the image's entrypoint (no DB check): it needs nothing but the files.
-        "command": ["bash", "-c", log_groomer_script(runtime.config.logging.retention_days)],
+        "command": [
+            "bash",
+            "-c",
+            literal(log_groomer_script(runtime.config.logging.retention_days)),
+        ],
         "env": [plain_env("LOG_FOLDER", LOGS_FOLDER)],
         "volume_mounts": [{"name": "logs", "mount_path": LOGS_FOLDER}],
         # Alive while the folder it grooms is mounted and writable (a lost NFS mount fails it).

@@ -8,6 +8,8 @@ from .database import POSTGRES_GID
 from .datastore import RUN_UID
 from .kube import (
     container_security_context,
+    literal,
+    plain_env,
     pod_security_context,
     resource_requirements,
     secret_env,
@@ -70,12 +72,12 @@ def backup_cron_job_spec(
                             {
                                 "name": "pg-dump",
                                 "image": postgres.image,
-                                "command": ["sh", "-c", script],
+                                "command": ["sh", "-c", literal(script)],
                                 "env": [
-                                    {"name": "PGHOST", "value": naming.service_host("postgres")},
-                                    {"name": "PGPORT", "value": str(POSTGRES_PORT)},
-                                    {"name": "PGUSER", "value": postgres.user},
-                                    {"name": "PGDATABASE", "value": postgres.database},
+                                    plain_env("PGHOST", naming.service_host("postgres")),
+                                    plain_env("PGPORT", str(POSTGRES_PORT)),
+                                    plain_env("PGUSER", postgres.user),
+                                    plain_env("PGDATABASE", postgres.database),
                                     secret_env("PGPASSWORD", secrets.postgres_password),
                                 ],
                                 "volume_mounts": [

@@ -17,13 +17,20 @@ import pulumi_kubernetes as k8s
 
 from . import parts
 from .airflow_env import AirflowRuntime
-from .config import CONFIG_KEY, CONFIG_NAMESPACE, DNS1123_LABEL, AirflowConfig, parse_config
+from .config import (
+    CONFIG_KEY,
+    CONFIG_NAMESPACE,
+    DNS1123_LABEL,
+    SYSTEM_NAMESPACES,
+    AirflowConfig,
+    parse_config,
+)
 from .declarative import config_keys
 from .namespace import namespace_manifest
 from .naming import Naming
 from .processes import airflow_processes
 from .resolve import resolve
-from .secrets import secret_refs
+from .secrets import airflow_keys_secret_name, secret_refs
 
 TYPE_TOKEN = "airflow-k8s:index:AirflowCluster"
 # Leaves room for the longest suffix ("-dag-processor", "-metadata-db") within 63 characters.
@@ -32,7 +39,7 @@ MAX_RELEASE_NAME = 40
 
 def validate_release_name(name: str, source: str = "AirflowCluster name") -> None:
     """Object names derive from this name, so it must be a short DNS-1123 label."""
-    if not re.match(DNS1123_LABEL, name) or len(name) > MAX_RELEASE_NAME:
+    if not re.fullmatch(DNS1123_LABEL, name) or len(name) > MAX_RELEASE_NAME:
         raise pulumi.RunError(
             f"{source}: {name!r} must be a DNS-1123 label (lower-case letters, digits, "
             f"'-') of at most {MAX_RELEASE_NAME} characters"
@@ -112,9 +119,10 @@ class AirflowCluster(pulumi.ComponentResource):
                 f"{CONFIG_NAMESPACE}:{missing[0]}: connections/variables read this secret stack "
                 f"config key, but it is not set (pulumi config set --secret {missing[0]} ...)"
             )
+        naming = Naming(release=name, namespace=config.namespace.name or name)
+        _check_namespace_and_keys(config, naming)
         super().__init__(TYPE_TOKEN, name, None, opts)
         resolved = resolve(config)
-        naming = Naming(release=name, namespace=config.namespace.name or name)
         runtime = AirflowRuntime(
             config=resolved, naming=naming, secrets=secret_refs(resolved, naming)
         )
@@ -181,6 +189,22 @@ class AirflowCluster(pulumi.ComponentResource):
                 "adminPassword": self.admin_password,
             }
         )
+
+
+def _check_namespace_and_keys(config: AirflowConfig, naming: Naming) -> None:
+    if naming.namespace in SYSTEM_NAMESPACES:
+        raise pulumi.RunError(
+            f"{CONFIG_NAMESPACE}:{CONFIG_KEY}.namespace.name: unset, so it would be the release "
+            f"name {naming.namespace!r}, a Kubernetes system namespace; set namespace.name"
+        )
+    generated = airflow_keys_secret_name(naming)
+    for index, previous in enumerate(config.fernet.previous_keys):
+        if config.existing_secrets.fernet_key is None and previous.name == generated:
+            raise pulumi.RunError(
+                f"{CONFIG_NAMESPACE}:{CONFIG_KEY}.fernet.previousKeys[{index}]: {generated!r} "
+                "holds the generated key, which the rotation replaces: copy the old key into a "
+                "Secret of its own first (README: Fernet key rotation)"
+            )
 
 
 def _check_external_password(config: AirflowConfig, password: pulumi.Input[str] | None) -> None:

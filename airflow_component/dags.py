@@ -16,7 +16,7 @@ from pulumi_kubernetes.core.v1 import (
     VolumeMountArgsDict,
 )
 
-from .kube import claim_spec, container_security_context, resource_requirements
+from .kube import claim_spec, container_security_context, plain_env, resource_requirements
 from .naming import AIRFLOW_GID, DAGS_FOLDER, Naming
 from .resolve import Dags, GitSync
 
@@ -94,19 +94,19 @@ def dag_mounts(dags: Dags) -> list[VolumeMountArgsDict]:
 
 def _git_sync_env(git_sync: GitSync, one_time: bool) -> list[EnvVarArgsDict]:
     env: list[EnvVarArgsDict] = [
-        {"name": "GITSYNC_REPO", "value": git_sync.repo},
-        {"name": "GITSYNC_REF", "value": git_sync.ref},
-        {"name": "GITSYNC_DEPTH", "value": str(git_sync.depth)},
-        {"name": "GITSYNC_ROOT", "value": GIT_SYNC_ROOT},
-        {"name": "GITSYNC_LINK", "value": GIT_SYNC_LINK},
+        plain_env("GITSYNC_REPO", git_sync.repo),
+        plain_env("GITSYNC_REF", git_sync.ref),
+        plain_env("GITSYNC_DEPTH", str(git_sync.depth)),
+        plain_env("GITSYNC_ROOT", GIT_SYNC_ROOT),
+        plain_env("GITSYNC_LINK", GIT_SYNC_LINK),
         # git writes its config under HOME; the root filesystem is read-only.
-        {"name": "HOME", "value": "/tmp"},
+        plain_env("HOME", "/tmp"),
     ]
     if one_time:
-        env.append({"name": "GITSYNC_ONE_TIME", "value": "true"})
+        env.append(plain_env("GITSYNC_ONE_TIME", "true"))
     else:
         env += [
-            {"name": "GITSYNC_PERIOD", "value": git_sync.period},
+            plain_env("GITSYNC_PERIOD", git_sync.period),
             {"name": "GITSYNC_HTTP_BIND", "value": f":{GIT_SYNC_HTTP_PORT}"},
         ]
     if git_sync.https_credentials_secret:
@@ -122,7 +122,7 @@ def _git_sync_env(git_sync: GitSync, one_time: bool) -> list[EnvVarArgsDict]:
     if git_sync.ssh_key_secret:
         env += [
             {"name": "GITSYNC_SSH_KEY_FILE", "value": f"{GIT_SECRET_MOUNT}/ssh"},
-            {"name": "GITSYNC_SSH_KNOWN_HOSTS", "value": "true"},
+            plain_env("GITSYNC_SSH_KNOWN_HOSTS", "true"),
             {"name": "GITSYNC_SSH_KNOWN_HOSTS_FILE", "value": f"{GIT_SECRET_MOUNT}/known_hosts"},
         ]
     return env

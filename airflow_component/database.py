@@ -6,7 +6,7 @@ from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgsDict
 from pulumi_kubernetes.core.v1 import ContainerArgsDict, ServiceSpecArgsDict
 
 from .datastore import DataStore, headless_service_spec, statefulset_spec
-from .kube import exec_probe, secret_env
+from .kube import exec_probe, plain_env, secret_env
 from .naming import POSTGRES_PORT, Naming
 from .resolve import InClusterPostgres
 from .secrets import SecretRefs
@@ -44,8 +44,8 @@ def postgres_statefulset_spec(
         "name": "postgres",
         "image": postgres.image,
         "env": [
-            {"name": "POSTGRES_USER", "value": postgres.user},
-            {"name": "POSTGRES_DB", "value": postgres.database},
+            plain_env("POSTGRES_USER", postgres.user),
+            plain_env("POSTGRES_DB", postgres.database),
             secret_env("POSTGRES_PASSWORD", secrets.postgres_password),
             # A subdirectory: the volume root may hold lost+found.
             {"name": "PGDATA", "value": f"{DATA_MOUNT}/pgdata"},

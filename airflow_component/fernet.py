@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pulumi_kubernetes.core.v1 import EnvVarArgsDict
 
 from .config import FernetConfig, SecretKeyRef
-from .kube import secret_env
+from .kube import reference_env, secret_env
 
 ROTATE_COMPONENT = "rotate-fernet"
 CURRENT_KEY_ENV = "AIRFLOW_FERNET_KEY_CURRENT"
@@ -24,7 +24,7 @@ def fernet_env(previous: Sequence[SecretKeyRef], current: SecretKeyRef) -> list[
     names = [CURRENT_KEY_ENV] + [f"AIRFLOW_FERNET_KEY_PREVIOUS_{i}" for i in range(len(previous))]
     env = [secret_env(name, ref) for name, ref in zip(names, [current, *previous], strict=True)]
     combined = ",".join(f"$({name})" for name in names)
-    env.append({"name": "AIRFLOW__CORE__FERNET_KEY", "value": combined})
+    env.append(reference_env("AIRFLOW__CORE__FERNET_KEY", combined))
     return env
 
 

@@ -16,7 +16,7 @@ from pulumi_kubernetes.core.v1 import EnvVarArgsDict, VolumeArgsDict, VolumeMoun
 
 from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec
 from .declarative import POOLS_FILE, POOLS_MOUNT
-from .kube import secret_env
+from .kube import literal, secret_env
 from .needs import (
     CREATE_ADMIN,
     DB_CLEAN,
@@ -78,13 +78,13 @@ def admin_user_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
         "users",
         "create",
         "--username",
-        auth.admin_username,
+        literal(auth.admin_username),
         "--firstname",
-        auth.admin_first_name,
+        literal(auth.admin_first_name),
         "--lastname",
-        auth.admin_last_name,
+        literal(auth.admin_last_name),
         "--email",
-        auth.admin_email,
+        literal(auth.admin_email),
         "--role",
         "Admin",
         "--password",
@@ -145,7 +145,7 @@ def db_clean_spec(runtime: AirflowRuntime) -> CronJobSpecArgsDict | None:
     # The image entrypoint runs `bash -c` directly; the cutoff is computed at run time.
     cutoff = f"$(date -u -d '-{settings.retention_days} days' '+%Y-%m-%dT%H:%M:%S+00:00')"
     command = f'exec airflow db clean --clean-before-timestamp "{cutoff}" --yes --skip-archive'
-    return _cron_job(runtime, DB_CLEAN, settings.schedule, ["bash", "-c", command])
+    return _cron_job(runtime, DB_CLEAN, settings.schedule, ["bash", "-c", literal(command)])
 
 
 def pod_cleanup_spec(runtime: AirflowRuntime) -> CronJobSpecArgsDict | None:

@@ -68,8 +68,20 @@ def secret_env(name: str, ref: KeyRef) -> EnvVarArgsDict:
     return {"name": name, "value_from": {"secret_key_ref": {"name": ref.name, "key": ref.key}}}
 
 
+def literal(text: str) -> str:
+    """Text the kubelet must not expand: it replaces `$(NAME)` in env values, command and args
+    with another variable's value (a secret, possibly); `$$` is its escape for `$`."""
+    return text.replace("$", "$$")
+
+
 def plain_env(name: str, value: str) -> EnvVarArgsDict:
-    return {"name": name, "value": value}
+    """An env var with exactly this value (never expanded by the kubelet)."""
+    return {"name": name, "value": literal(value)}
+
+
+def reference_env(name: str, template: str) -> EnvVarArgsDict:
+    """An env var the kubelet assembles from others (`$(NAME)`): only for our own templates."""
+    return {"name": name, "value": template}
 
 
 def container_security_context() -> SecurityContextArgsDict:

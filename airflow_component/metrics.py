@@ -5,7 +5,7 @@ from __future__ import annotations
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
 from pulumi_kubernetes.core.v1 import EnvVarArgsDict, ProbeArgsDict, ServiceSpecArgsDict
 
-from .kube import container_security_context, pod_security_context, resource_requirements
+from .kube import container_security_context, plain_env, pod_security_context, resource_requirements
 from .naming import Naming
 from .resolve import Metrics
 
@@ -54,10 +54,10 @@ def metrics_env(enabled: bool, naming: Naming) -> list[EnvVarArgsDict]:
     if not enabled:
         return []
     return [
-        {"name": "AIRFLOW__METRICS__STATSD_ON", "value": "True"},
-        {"name": "AIRFLOW__METRICS__STATSD_HOST", "value": naming.service_host(COMPONENT)},
-        {"name": "AIRFLOW__METRICS__STATSD_PORT", "value": str(STATSD_PORT)},
-        {"name": "AIRFLOW__METRICS__STATSD_PREFIX", "value": "airflow"},
+        plain_env("AIRFLOW__METRICS__STATSD_ON", "True"),
+        plain_env("AIRFLOW__METRICS__STATSD_HOST", naming.service_host(COMPONENT)),
+        plain_env("AIRFLOW__METRICS__STATSD_PORT", str(STATSD_PORT)),
+        plain_env("AIRFLOW__METRICS__STATSD_PREFIX", "airflow"),
     ]
 
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypedDict
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import pulumi
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
@@ -64,24 +64,35 @@ def fernet_key_from_seed(seed: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(seed.encode()).digest()).decode()
 
 
-def postgres_url(user: str, password: str, host: str, port: int, database: str, query: str) -> str:
-    """SQLAlchemy URL for psycopg2 with the user and password URL-encoded."""
-    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
-    url = f"postgresql+psycopg2://{credentials}@{host}:{port}/{database}"
-    return f"{url}?{query}" if query else url
-
-
-def postgres_url_command(
-    config: ResolvedConfig, naming: Naming, password_env: str, scheme_prefix: str = ""
+def postgres_url(
+    user: str, password: str, host: str, port: int, database: str, query: dict[str, str]
 ) -> str:
-    """A `_CMD` for Airflow that prints the metadata URL, URL-encoding the password from env."""
+    """SQLAlchemy URL for psycopg2; every part encoded, so no value can add a part of its own
+    (a database name `x?sslmode=disable` stays a database name)."""
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    url = f"postgresql+psycopg2://{credentials}@{host}:{port}/{quote(database, safe='')}"
+    return f"{url}?{urlencode(query)}" if query else url
+
+
+# The URL around the password, for a `_CMD` that composes it in the container.
+URL_HEAD_ENV = "AIRFLOW_METADATA_DB_URL_HEAD"
+URL_TAIL_ENV = "AIRFLOW_METADATA_DB_URL_TAIL"
+
+
+def postgres_url_parts(config: ResolvedConfig, naming: Naming) -> tuple[str, str]:
+    """The metadata URL before and after the (URL-encoded) password."""
     placeholder = "PASSWORD-PLACEHOLDER"
-    url = scheme_prefix + metadata_connection_url_for(config, naming, placeholder)
-    before, after = url.split(placeholder)
+    head, tail = metadata_connection_url_for(config, naming, placeholder).split(placeholder)
+    return head, tail
+
+
+def postgres_url_command(password_env: str, scheme_prefix: str = "") -> str:
+    """A `_CMD` printing the metadata URL. Fixed code: the URL's parts come from env
+    (URL_HEAD_ENV, URL_TAIL_ENV, the password), never pasted into the program."""
     return (
-        'python -c "import os, urllib.parse; print('
-        f"'{before}' + urllib.parse.quote(os.environ['{password_env}'], safe='') + '{after}'"
-        ')"'
+        'python -c "import os, urllib.parse; e = os.environ; print('
+        f"'{scheme_prefix}' + e['{URL_HEAD_ENV}'] + urllib.parse.quote(e['{password_env}'], "
+        f"safe='') + e['{URL_TAIL_ENV}'])\""
     )
 
 
@@ -215,12 +226,13 @@ def metadata_connection_url_for(config: ResolvedConfig, naming: Naming, password
         postgres = database.in_cluster
         # Through PgBouncer when it is on: Airflow never holds server connections itself.
         through_pgbouncer = config.pgbouncer.enabled
-        user, db, query = postgres.user, postgres.database, ""
+        user, db = postgres.user, postgres.database
+        query: dict[str, str] = {}
         host = naming.service_host("pgbouncer" if through_pgbouncer else "postgres")
         port = PGBOUNCER_PORT if through_pgbouncer else POSTGRES_PORT
     else:
         assert database.external is not None
         external = database.external
         user, db, host, port = external.user, external.database, external.host, external.port
-        query = f"sslmode={external.sslmode}"
+        query = {"sslmode": str(external.sslmode)}
     return postgres_url(user, password, host, port, db, query)

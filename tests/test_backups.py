@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from tests.e2e.harness.kubelet import expand_command
 from tests.support.rendering import render_stack
 
 FAKE_PG_DUMP = """#!/bin/sh
@@ -26,7 +27,9 @@ def run_backup(tmp_path: Path, fail: bool) -> subprocess.CompletedProcess[str]:
     cron = render_stack("staging").one("CronJob", "airflow-backup")
     container = cron.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     (mount,) = [m["mountPath"] for m in container["volumeMounts"] if m["name"] == "backups"]
-    command = [part.replace(mount, str(tmp_path / "backups")) for part in container["command"]]
+    # As the kubelet runs it: `$(VAR)` references expanded, `$$` turned back into `$`.
+    command, _ = expand_command(container, {})
+    command = [part.replace(mount, str(tmp_path / "backups")) for part in command]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "pg_dump"

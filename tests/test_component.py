@@ -391,6 +391,7 @@ def test_settings_agree_in_every_airflow_container(stack_rendering: Rendering) -
             if "valueFrom" not in item
             # Per-container: the URL command and the SimpleAuth file come with their secret.
             and not name.endswith("_CMD")
+            and not name.startswith("AIRFLOW_METADATA_DB_URL_")
             and name != "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"
             # Set where the container has no DB credentials (test_secret_scope).
             and name != "CONNECTION_CHECK_MAX_COUNT"

@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.e2e.harness.kubelet import expand_command
 from tests.support.rendering import render_stack
 
 
@@ -34,8 +35,9 @@ def test_old_logs_are_deleted_new_kept_and_sigterm_ends_it(tmp_path: Path) -> No
     os.utime(other, (month_ago, month_ago))
     env = {e["name"]: e["value"] for e in container["env"]}
     env["LOG_FOLDER"] = str(logs)  # the kubelet's mount, here a temporary directory
+    command, _ = expand_command(container, env)  # as the kubelet does: `$$` -> `$`
     process = subprocess.Popen(
-        container["command"], env={**env, "PATH": "/usr/bin:/bin"}, start_new_session=True
+        command, env={**env, "PATH": "/usr/bin:/bin"}, start_new_session=True
     )
     deadline = time.monotonic() + 20
     while old.exists() and time.monotonic() < deadline:

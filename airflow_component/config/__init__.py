@@ -54,6 +54,7 @@ from .processes import (
 from .root import (
     CONFIG_KEY,
     CONFIG_NAMESPACE,
+    SYSTEM_NAMESPACES,
     AirflowConfig,
     ImageConfig,
     NamespaceConfig,
@@ -82,6 +83,7 @@ __all__ = [
     "CONFIG_NAMESPACE",
     "DEFAULT_RESOURCES",
     "DNS1123_LABEL",
+    "SYSTEM_NAMESPACES",
     "AirflowConfig",
     "ApiServerAutoscaling",
     "ApiServerConfig",

@@ -22,7 +22,7 @@ _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     (
         "day of week",
         0,
-        7,
+        6,
         {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
     ),
 )
@@ -30,7 +30,8 @@ _MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight",
 
 
 def _value(text: str, low: int, high: int, names: dict[str, int], field: str) -> int:
-    number = names.get(text.lower()) if text.isalpha() else int(text) if text.isdigit() else None
+    ascii_digits = text.isascii() and text.isdigit()
+    number = names.get(text.lower()) if text.isalpha() else int(text) if ascii_digits else None
     if number is None or not low <= number <= high:
         raise ValueError(f"cron {field} {text!r} is outside {low}-{high}")
     return number
@@ -38,16 +39,21 @@ def _value(text: str, low: int, high: int, names: dict[str, int], field: str) ->
 
 def validate_cron(expression: str) -> str:
     """Return the expression if it is a valid CronJob schedule, else raise ValueError."""
-    if expression.strip() in _MACROS:
+    if expression in _MACROS:
         return expression
-    parts = expression.split()
+    # Kubernetes' parser: five fields separated by single spaces, ASCII only.
+    parts = expression.split(" ")
+    if not expression.isascii() or "" in parts:
+        raise ValueError(
+            f"cron schedule {expression!r} must be ASCII fields separated by single spaces"
+        )
     if len(parts) != len(_FIELDS):
         raise ValueError(
             f"cron schedule {expression!r} needs 5 fields (minute hour day month weekday)"
         )
     for part, (field, low, high, names) in zip(parts, _FIELDS, strict=True):
         for item in part.split(","):
-            match = re.fullmatch(r"(\*|[\w]+(?:-[\w]+)?)(?:/(\d+))?", item)
+            match = re.fullmatch(r"(\*|[A-Za-z0-9]+(?:-[A-Za-z0-9]+)?)(?:/([0-9]+))?", item)
             if not match:
                 raise ValueError(f"cron {field} {item!r} is not a valid cron field")
             span, step = match.groups()

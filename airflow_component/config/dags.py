@@ -29,7 +29,7 @@ class GitSyncConfig(StrictModel):
         description="Repository URL (https://..., ssh://... or git@host:org/repo.git)."
     )
     ref: NonEmpty = Field(default="HEAD", description="Branch, tag or commit to sync.")
-    period: Annotated[str, StringConstraints(pattern=r"^\d+(ms|s|m|h)$")] = Field(
+    period: Annotated[str, StringConstraints(pattern=r"^[0-9]+(ms|s|m|h)$")] = Field(
         default="60s", description="How often to pull (Go duration, e.g. 30s, 5m)."
     )
     depth: int = Field(default=1, ge=0, description="Clone depth (0 = full history).")
@@ -50,7 +50,7 @@ class GitSyncConfig(StrictModel):
     @field_validator("period")
     @classmethod
     def _period_at_least_a_second(cls, value: str) -> str:
-        match = re.fullmatch(r"(\d+)(ms|s|m|h)", value)
+        match = re.fullmatch(r"([0-9]+)(ms|s|m|h)", value)
         assert match is not None  # the field's pattern already matched
         number, unit = match.groups()
         seconds = int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]

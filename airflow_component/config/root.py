@@ -67,6 +67,10 @@ from .types import (
     _matching,
 )
 
+# Namespaces the control plane owns: a default-deny policy or Pod Security labels there would
+# cut off or change what the cluster itself runs.
+SYSTEM_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+
 
 class NamespaceConfig(StrictModel):
     """The namespace everything is deployed into."""
@@ -86,6 +90,16 @@ class NamespaceConfig(StrictModel):
         description="Pod Security Admission level enforced on a created namespace.",
     )
 
+    @model_validator(mode="after")
+    def _not_a_system_namespace(self) -> NamespaceConfig:
+        if self.name in SYSTEM_NAMESPACES:
+            raise ValueError(
+                f"name {self.name!r} is a Kubernetes system namespace; deploy Airflow into its own"
+            )
+        if self.name == "default" and self.create:
+            raise ValueError("name 'default' always exists and is shared: set create: false")
+        return self
+
 
 class ImageConfig(StrictModel):
     """The Airflow image every Airflow process runs."""
@@ -94,7 +108,7 @@ class ImageConfig(StrictModel):
         default=AIRFLOW_IMAGE_REPOSITORY,
         description="Image repository; a custom image built FROM apache/airflow to bake DAGs in.",
     )
-    tag: Annotated[str, StringConstraints(pattern=r"^[\w][\w.-]{0,127}$")] = Field(
+    tag: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")] = Field(
         default=AIRFLOW_VERSION, description="Image tag. Must be an Airflow 3 image."
     )
     pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
@@ -249,6 +263,27 @@ class AirflowConfig(StrictModel):
     def _cross_field_rules(self) -> AirflowConfig:
         """Rules between sections, judged on the effective values (environment defaults applied)."""
         in_cluster = self.database.mode == "in-cluster"
+        for kind, prefix, ids in (
+            ("connections", "AIRFLOW_CONN_", self.connections),
+            ("variables", "AIRFLOW_VAR_", self.variables),
+        ):
+            seen: dict[str, str] = {}
+            for identifier in sorted(ids):
+                env = prefix + identifier.upper()
+                if env in seen:
+                    raise ValueError(
+                        f"{kind}.{seen[env]} and {kind}.{identifier} are the same to Airflow "
+                        f"(both read from {env}); keep one"
+                    )
+                seen[env] = identifier
+        current = self.existing_secrets.fernet_key
+        for index, previous in enumerate(self.fernet.previous_keys):
+            if previous == current:
+                raise ValueError(
+                    f"fernet.previousKeys[{index}] is the current Fernet key: list the old key "
+                    "(copied into a Secret of its own before the new one was generated), or the "
+                    "rotation re-encrypts nothing and data under the old key becomes unreadable"
+                )
         if pgbouncer_enabled(self) and not in_cluster:
             raise ValueError(
                 "pgbouncer is for in-cluster Postgres (put it next to an external one)"

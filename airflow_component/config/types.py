@@ -28,10 +28,11 @@ LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 
 
 def _matching(pattern: str, what: str) -> AfterValidator:
-    compiled = re.compile(pattern)
+    compiled = re.compile(pattern, re.ASCII)
 
     def check(value: str) -> str:
-        if not compiled.match(value):
+        # Whole value: `$` in a pattern would also accept a trailing newline.
+        if not compiled.fullmatch(value):
             raise ValueError(f"{value!r} is not {what}")
         return value
 
@@ -114,7 +115,7 @@ _SUFFIXES = {suffix: Decimal(factor) for suffix, factor in _FACTORS.items()}
 
 def quantity_value(quantity: str) -> Decimal:
     """The number a Kubernetes quantity stands for (for comparisons only)."""
-    match = re.match(r"^\+?([0-9.]+)([eE][-+]?\d+|[A-Za-z]*)$", quantity)
+    match = re.fullmatch(r"\+?([0-9.]+)([eE][-+]?[0-9]+|[A-Za-z]*)", quantity, re.ASCII)
     if not match:
         raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
     number, suffix = match.groups()

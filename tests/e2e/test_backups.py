@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.rendering import render_stack
 
-from .harness.kubelet import ObjectStore, PodInfo, resolve_env
+from .harness.kubelet import ObjectStore, PodInfo, expand_command, resolve_env
 from .harness.services import PostgresServer
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +33,8 @@ def run_container(
     backups: Path,
     postgres_bin: Path,
 ) -> subprocess.CompletedProcess[str]:
-    command = [part.replace(mount, str(backups)) for part in container["command"]]
+    command, _ = expand_command(container, env)  # as the kubelet does: `$$` -> `$`
+    command = [part.replace(mount, str(backups)) for part in command]
     full_env = {**env, "PATH": f"{postgres_bin}:/usr/bin:/bin"}
     return subprocess.run(
         command, env=full_env, capture_output=True, text=True, timeout=120, check=False

@@ -1,0 +1,126 @@
+"""Input that would break, leak or lose data is refused, naming the key, before anything exists.
+
+Each case was accepted before (and rendered something a cluster or Airflow would get wrong).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pulumi
+import pytest
+
+from airflow_component import AirflowCluster, AirflowClusterArgs, AirflowConfig
+from airflow_component.config import parse_config
+from airflow_component.config.cron import validate_cron
+from tests.support.rendering import CapturingMocks, cluster_config, run_under_mocks
+
+LOCAL = cluster_config("local")
+
+
+def with_(path: str, value: Any, base: dict[str, Any] = LOCAL) -> dict[str, Any]:
+    tree = copy.deepcopy(base)
+    node = tree
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return tree
+
+
+FULLWIDTH_ONE, FULLWIDTH_THREE = "\uff11", "\uff13"  # digits str.isdigit() accepts
+RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "512Mi"},
+    "limits": {"cpu": "1", "memory": "2Gi"},
+}
+GIT = {"delivery": "git-sync", "gitSync": {"repo": "https://git.example.com/dags.git"}}
+VAULT = {"name": "vault", "key": "fernet"}
+
+REFUSED = [
+    # Whole-value matching: a pattern anchored with `$` accepted a trailing newline.
+    ("namespace name with a newline", with_("namespace.name", "airflow\n"), "namespace.name"),
+    ("digest with a newline", with_("image.digest", "sha256:" + "a" * 64 + "\n"), "image.digest"),
+    (
+        "unicode digits in a quantity",
+        with_(
+            "triggerer.resources",
+            RESOURCES | {"limits": {"cpu": "1", "memory": f"{FULLWIDTH_ONE}Gi"}},
+        ),
+        "triggerer.resources.limits.memory",
+    ),
+    ("unicode digits in an image tag", with_("image.tag", f"{FULLWIDTH_THREE}.3.2"), "image.tag"),
+    (
+        "unicode digits in a git-sync period",
+        with_("dags", GIT | {"gitSync": GIT["gitSync"] | {"period": f"{FULLWIDTH_THREE}0s"}}),
+        "dags.gitSync.period",
+    ),
+    # Cron fields Kubernetes rejects.
+    ("weekday 7", with_("housekeeping.dbClean.schedule", "0 3 * * 7"), "schedule"),
+    ("leading space", with_("housekeeping.dbClean.schedule", " 0 3 * * *"), "schedule"),
+    (
+        "non-ASCII digits in cron",
+        with_("housekeeping.dbClean.schedule", f"0 {FULLWIDTH_THREE} * * *"),
+        "schedule",
+    ),
+    # Namespaces that are not ours to police.
+    ("kube-system", with_("namespace.name", "kube-system"), "namespace"),
+    ("creating default", with_("namespace", {"name": "default", "create": True}), "namespace"),
+    # Two ids Airflow reads from one env var.
+    (
+        "colliding connection ids",
+        with_(
+            "connections",
+            {
+                "warehouse": {"secret": {"name": "a", "key": "uri"}},
+                "WAREHOUSE": {"secret": {"name": "b", "key": "uri"}},
+            },
+        ),
+        "connections.WAREHOUSE and connections.warehouse",
+    ),
+    # A rotation whose previous key is the current one re-encrypts nothing.
+    (
+        "previous key is the current key",
+        with_("fernet", {"previousKeys": [VAULT]}, with_("existingSecrets", {"fernetKey": VAULT})),
+        "fernet.previousKeys[0]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "raw", "key"), REFUSED, ids=[c[0] for c in REFUSED])
+def test_refused_naming_the_key(case: str, raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(pulumi.RunError) as error:
+        parse_config(raw)
+    assert key in str(error.value), (case, str(error.value))
+
+
+def test_cron_accepts_what_kubernetes_accepts() -> None:
+    for schedule in ("0 3 * * 0", "*/15 * * * *", "0 0 1 jan,jul *", "@daily", "5 4 * * sun-sat"):
+        assert validate_cron(schedule) == schedule
+
+
+def test_a_release_named_like_a_system_namespace_is_refused_before_any_resource() -> None:
+    mocks = CapturingMocks()
+    with pytest.raises(pulumi.RunError, match=r"namespace\.name"):
+        run_under_mocks(
+            lambda: AirflowCluster("kube-system", AirflowClusterArgs(config=AirflowConfig())),
+            mocks=mocks,
+        )
+    assert mocks.resources == []
+
+
+def test_the_generated_key_secret_as_previous_key_is_refused_before_any_resource() -> None:
+    config = AirflowConfig.model_validate(
+        {
+            "fernet": {
+                "generation": 2,
+                "previousKeys": [{"name": "airflow-keys", "key": "fernet-key"}],
+            }
+        }
+    )
+    mocks = CapturingMocks()
+    with pytest.raises(pulumi.RunError, match=r"fernet\.previousKeys\[0\]"):
+        run_under_mocks(
+            lambda: AirflowCluster("airflow", AirflowClusterArgs(config=config)), mocks=mocks
+        )
+    assert mocks.resources == []
