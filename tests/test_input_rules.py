@@ -34,7 +34,10 @@ RESOURCES = {
     "requests": {"cpu": "100m", "memory": "512Mi"},
     "limits": {"cpu": "1", "memory": "2Gi"},
 }
-GIT = {"delivery": "git-sync", "gitSync": {"repo": "https://git.example.com/dags.git"}}
+GIT: dict[str, Any] = {
+    "delivery": "git-sync",
+    "gitSync": {"repo": "https://git.example.com/dags.git"},
+}
 VAULT = {"name": "vault", "key": "fernet"}
 
 REFUSED = [
