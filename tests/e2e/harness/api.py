@@ -123,18 +123,8 @@ def run_smoke_dag(
     stored = client.request("GET", f"/api/v2/variables/{VARIABLE_KEY}")
     assert stored["value"] == greeting, stored
 
-    wait_for(
-        f"DAG {DAG_ID} parsed by the dag-processor",
-        lambda: client.request("GET", f"/api/v2/dags/{DAG_ID}"),
-        timeout,
-        alive=alive,
-    )
-    client.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    run_id = f"e2e__{secrets.token_hex(4)}"
+    run_id = trigger(client, DAG_ID, timeout, alive)
     started = time.monotonic()
-    client.request(
-        "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"dag_run_id": run_id, "logical_date": None}
-    )
 
     def finished() -> str | None:
         state = client.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
