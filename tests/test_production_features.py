@@ -366,3 +366,12 @@ def test_the_remote_log_connection_exists_where_logs_are_written_or_read(
     base = {e["name"]: e for e in template["spec"]["containers"][0]["env"]}
     assert base["AIRFLOW_CONN_TASK_LOGS"]["value"] == f"{scheme}://"
     assert len(checked) == 5
+
+
+def test_locally_a_saved_dag_appears_within_seconds() -> None:
+    """Airflow lists the DAG folder every `refresh_interval` (300 s by default) and re-parses a
+    file every `min_file_process_interval` (30 s): on a laptop both must be a few seconds."""
+    env = airflow_env(render("local"), "airflow-dag-processor")
+    for option in ("REFRESH_INTERVAL", "MIN_FILE_PROCESS_INTERVAL"):
+        assert int(env[f"AIRFLOW__DAG_PROCESSOR__{option}"]["value"]) <= 10
+    assert "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL" not in airflow_env(render("prod"))
