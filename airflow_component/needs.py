@@ -435,21 +435,12 @@ def needs_of(config: ResolvedConfig, component: str) -> Needs:
     raise KeyError(component)
 
 
-def service_accounts(config: ResolvedConfig) -> tuple[str, ...]:
-    """One ServiceAccount per component (Jobs share one), in catalogue order."""
-    return tuple(dict.fromkeys(needs.account for needs in workload_needs(config)))
-
-
 def pod_launchers(config: ResolvedConfig) -> tuple[str, ...]:
     return tuple(n.account for n in workload_needs(config) if n.launches_pods)
 
 
 def pod_log_readers(config: ResolvedConfig) -> tuple[str, ...]:
     return tuple(n.account for n in workload_needs(config) if n.reads_pod_logs)
-
-
-def dag_readers(config: ResolvedConfig) -> tuple[str, ...]:
-    return tuple(n.component for n in workload_needs(config) if n.reads_dags)
 
 
 def log_servers(config: ResolvedConfig) -> tuple[Needs, ...]:

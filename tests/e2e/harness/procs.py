@@ -258,33 +258,3 @@ def listening_ports_of(pids: set[int]) -> set[int]:
             if target.startswith("socket:[") and int(target[8:-1]) in inodes:
                 ports.add(inodes[int(target[8:-1])])
     return ports
-
-
-def listening_ports_by_marker(prefix: str) -> dict[str, set[int]]:
-    """Marker value -> ports its processes listen on, for every process whose marker starts with
-    `prefix` (the harness gives each container its own marker)."""
-    inodes = _listening_inodes()
-    needle = f"{MARKER_ENV}={prefix}".encode()
-    result: dict[str, set[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            items = (entry / "environ").read_bytes().split(b"\0")
-            marker = next((i for i in items if i.startswith(needle)), None)
-            if marker is None:
-                continue
-            fds = list((entry / "fd").iterdir())
-        except OSError:
-            continue
-        value = marker.split(b"=", 1)[1].decode()
-        for fd in fds:
-            try:
-                target = os.readlink(fd)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inode = int(target[8:-1])
-                if inode in inodes:
-                    result.setdefault(value, set()).add(inodes[inode])
-    return result
