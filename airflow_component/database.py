@@ -28,6 +28,9 @@ def postgres_store(postgres: InClusterPostgres) -> DataStore:
         storage_class_name=postgres.storage.storage_class_name,
         resources=postgres.resources,
         scratch=(("run", "/var/run/postgresql", "16Mi"), ("tmp", "/tmp", "256Mi")),
+        # Postgres keeps its password in the data: an unprotected database that outlived
+        # `pulumi destroy` would reject the new password the next `pulumi up` generates.
+        keep_on_delete=postgres.protect,
     )
 
 

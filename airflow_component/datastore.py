@@ -37,6 +37,8 @@ class DataStore:
     resources: Resources
     # Writable scratch directories besides the data volume (read-only root filesystem).
     scratch: tuple[tuple[str, str, str], ...]  # (volume name, mount path, size limit)
+    # Keep the claim when the StatefulSet is deleted (`pulumi destroy`).
+    keep_on_delete: bool = True
 
 
 def headless_service_spec(naming: Naming, store: DataStore) -> ServiceSpecArgsDict:
@@ -87,9 +89,9 @@ def statefulset_spec(
     spec["volume_claim_templates"] = [
         {"metadata": {"name": "data", "labels": naming.labels(store.component)}, "spec": claim}
     ]
-    # Deleting or scaling the StatefulSet must never take the data with it.
+    # Scaling never takes the data with it; deleting does only where the data is not protected.
     spec["persistent_volume_claim_retention_policy"] = {
-        "when_deleted": "Retain",
+        "when_deleted": "Retain" if store.keep_on_delete else "Delete",
         "when_scaled": "Retain",
     }
     return spec

@@ -316,6 +316,11 @@ def test_local_postgres_survives_a_pod_replacement_and_is_unprotected(
     assert claim["spec"]["storageClassName"] == "standard"
     assert not any(v["name"] == "data" for v in spec["template"]["spec"]["volumes"])
     assert not statefulset.options["protect"]
+    # `pulumi destroy` takes the data with it: the next `up` generates a new password that a
+    # surviving database would reject.
+    assert spec["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    protected = rendered_stack("staging").one("StatefulSet", "airflow-postgres").inputs["spec"]
+    assert protected["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
 
 
 def test_an_ephemeral_database_is_still_possible_locally() -> None:
