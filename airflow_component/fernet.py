@@ -31,4 +31,5 @@ def fernet_env(previous: Sequence[SecretKeyRef], current: SecretKeyRef) -> list[
 def rotation_checksum(fernet: FernetConfig, current: SecretKeyRef) -> str:
     keys = [current, *fernet.previous_keys]
     text = f"{fernet.generation}|" + "|".join(f"{k.name}/{k.key}" for k in keys)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    # 8 characters: `<release, at most 40>-rotate-fernet-<8>` stays a valid Job name (63).
+    return hashlib.sha256(text.encode()).hexdigest()[:8]

@@ -127,3 +127,34 @@ def test_the_generated_key_secret_as_previous_key_is_refused_before_any_resource
             lambda: AirflowCluster("airflow", AirflowClusterArgs(config=config)), mocks=mocks
         )
     assert mocks.resources == []
+
+
+# Kubernetes' own name limits for what it derives from a name: a Service or Namespace is a
+# DNS-1035/1123 label (63); a Job's name becomes its pods' `job-name` label (63); a CronJob gets
+# 11 characters appended for its Jobs (52); a StatefulSet's revision label appends a hash (52).
+NAME_LIMITS = {"Service": 63, "Namespace": 63, "Job": 63, "CronJob": 52, "StatefulSet": 52}
+
+
+def test_the_longest_release_name_keeps_every_derived_name_within_kubernetes_limits() -> None:
+    release = "a" * 40
+    config = AirflowConfig.model_validate(
+        {
+            "environment": "staging",
+            "namespace": {"name": "team"},
+            "executors": "CeleryExecutor,KubernetesExecutor",
+            "celery": {"flower": {"enabled": True}},
+            "auth": {"manager": "fab"},
+            "pgbouncer": {"enabled": True},
+            "metrics": {"serviceMonitor": True},
+            "pools": {"p": {"slots": 1}},
+            "fernet": {"generation": 2, "previousKeys": [{"name": "old", "key": "k"}]},
+        }
+    )
+    rendering = run_under_mocks(lambda: AirflowCluster(release, AirflowClusterArgs(config=config)))
+    too_long = [
+        f"{r.kind}/{r.object_name} ({len(r.object_name or '')} > {NAME_LIMITS[r.kind or '']})"
+        for r in rendering.kubernetes
+        if r.kind in NAME_LIMITS and len(r.object_name or "") > NAME_LIMITS[r.kind]
+    ]
+    assert {r.kind for r in rendering.kubernetes} >= {"Job", "CronJob", "StatefulSet"}
+    assert not too_long, too_long
