@@ -6,6 +6,7 @@ from pulumi_kubernetes.autoscaling.v2 import HorizontalPodAutoscalerSpecArgsDict
 
 from .naming import Naming
 from .resolve import ResolvedConfig
+from .secrets import KEDA_CONNECTION, SecretRefs, metadata_endpoint, metadata_secret_name
 
 
 def api_server_hpa_spec(
@@ -35,7 +36,9 @@ def api_server_hpa_spec(
     }
 
 
-def worker_scaled_object_spec(config: ResolvedConfig, naming: Naming) -> dict[str, object]:
+def worker_scaled_object_spec(
+    config: ResolvedConfig, naming: Naming, secrets: SecretRefs
+) -> dict[str, object]:
     """KEDA: as many workers as queued + running Celery tasks need, at `concurrency` each."""
     assert config.celery is not None
     settings = config.autoscaling.celery_workers
@@ -55,16 +58,48 @@ def worker_scaled_object_spec(config: ResolvedConfig, naming: Naming) -> dict[st
         "triggers": [
             {
                 "type": "postgresql",
-                "metadata": {"targetQueryValue": "1", "query": query},
+                "metadata": {
+                    "targetQueryValue": "1",
+                    "query": query,
+                    **keda_connection_metadata(config, naming, secrets),
+                },
                 "authenticationRef": {"name": naming.object("keda-postgres")},
             }
         ],
     }
 
 
-def keda_trigger_authentication_spec(metadata_secret: str) -> dict[str, object]:
+def keda_connection_metadata(
+    config: ResolvedConfig, naming: Naming, secrets: SecretRefs
+) -> dict[str, str]:
+    """Where the scaler connects when the password is in a Secret we do not own (no URL of ours
+    to hand it): host, port, database, user and sslmode are not secret."""
+    if secrets.metadata_connection is not None:
+        return {}
+    endpoint = metadata_endpoint(config, naming)
     return {
-        "secretTargetRef": [
-            {"parameter": "connection", "name": metadata_secret, "key": "keda-connection"}
-        ]
+        "host": endpoint.host,
+        "port": str(endpoint.port),
+        "dbName": endpoint.database,
+        "userName": endpoint.user,
+        "sslmode": endpoint.sslmode or "disable",
+    }
+
+
+def keda_trigger_authentication_spec(naming: Naming, secrets: SecretRefs) -> dict[str, object]:
+    """The scaler's credentials: our libpq URL Secret, or the password in the user's Secret."""
+    if secrets.metadata_connection is not None:
+        return {
+            "secretTargetRef": [
+                {
+                    "parameter": "connection",
+                    "name": metadata_secret_name(naming),
+                    "key": KEDA_CONNECTION,
+                }
+            ]
+        }
+    password = secrets.metadata_password
+    assert password is not None
+    return {
+        "secretTargetRef": [{"parameter": "password", "name": password.name, "key": password.key}]
     }

@@ -220,19 +220,36 @@ def metadata_connection_url(
     )
 
 
-def metadata_connection_url_for(config: ResolvedConfig, naming: Naming, password: str) -> str:
+@dataclass(frozen=True)
+class DatabaseEndpoint:
+    """Where the metadata DB is reached from Airflow pods; nothing here is secret."""
+
+    user: str
+    host: str
+    port: int
+    database: str
+    sslmode: str | None
+
+
+def metadata_endpoint(config: ResolvedConfig, naming: Naming) -> DatabaseEndpoint:
     database = config.database
     if database.mode == "in-cluster":
         postgres = database.in_cluster
         # Through PgBouncer when it is on: Airflow never holds server connections itself.
         through_pgbouncer = config.pgbouncer.enabled
-        user, db = postgres.user, postgres.database
-        query: dict[str, str] = {}
         host = naming.service_host("pgbouncer" if through_pgbouncer else "postgres")
         port = PGBOUNCER_PORT if through_pgbouncer else POSTGRES_PORT
-    else:
-        assert database.external is not None
-        external = database.external
-        user, db, host, port = external.user, external.database, external.host, external.port
-        query = {"sslmode": str(external.sslmode)}
-    return postgres_url(user, password, host, port, db, query)
+        return DatabaseEndpoint(postgres.user, host, port, postgres.database, None)
+    assert database.external is not None
+    external = database.external
+    return DatabaseEndpoint(
+        external.user, external.host, external.port, external.database, external.sslmode
+    )
+
+
+def metadata_connection_url_for(config: ResolvedConfig, naming: Naming, password: str) -> str:
+    endpoint = metadata_endpoint(config, naming)
+    query = {"sslmode": endpoint.sslmode} if endpoint.sslmode else {}
+    return postgres_url(
+        endpoint.user, password, endpoint.host, endpoint.port, endpoint.database, query
+    )

@@ -13,7 +13,6 @@ from ..kube import checksum
 from ..needs import API_SERVER, FLOWER, WORKER
 from ..pod_template import TEMPLATE_COMPONENT, TEMPLATE_FILE, pod_template_yaml
 from ..processes import Process, deployment_spec
-from ..secrets import metadata_secret_name
 from .base import Context, Part
 
 KEDA_API = "keda.sh/v1alpha1"
@@ -100,7 +99,7 @@ class AirflowProcess(Part):
             api_version=KEDA_API,
             kind="TriggerAuthentication",
             metadata=self.metadata("keda-postgres"),
-            spec=autoscaling.keda_trigger_authentication_spec(metadata_secret_name(naming)),
+            spec=autoscaling.keda_trigger_authentication_spec(naming, self.context.runtime.secrets),
             opts=self.opts(),
         )
         k8s.apiextensions.CustomResource(
@@ -108,6 +107,8 @@ class AirflowProcess(Part):
             api_version=KEDA_API,
             kind="ScaledObject",
             metadata=self.metadata(WORKER),
-            spec=autoscaling.worker_scaled_object_spec(config, naming),
+            spec=autoscaling.worker_scaled_object_spec(
+                config, naming, self.context.runtime.secrets
+            ),
             opts=self.opts(depends_on=[authentication]),
         )
