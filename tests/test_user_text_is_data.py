@@ -24,7 +24,9 @@ HOSTILE_NAME = "$(AIRFLOW_ADMIN_PASSWORD)"
 HOSTILE_REF = "main$(GITSYNC_REPO)"
 
 
-def containers(rendering: Rendering) -> list[tuple[dict[str, Any], dict[str, str], list[str]]]:
+def containers(
+    rendering: Rendering, extra_secrets: dict[str, dict[str, str]] | None = None
+) -> list[tuple[dict[str, Any], dict[str, str], list[str]]]:
     """(container, final env, final argv) of every container, resolved as the kubelet does."""
     namespace = rendering.outputs["namespace"]
     store = ObjectStore.from_manifests(rendering.manifests())
@@ -33,6 +35,7 @@ def containers(rendering: Rendering) -> list[tuple[dict[str, Any], dict[str, str
         "airflow-dags-git-token": {"username": "u", "password": "p"},
         "airflow-db-credentials": {"password": "operator-password"},
         "airflow-dags-deploy-key": {"ssh-privatekey": "k", "known_hosts": "h"},
+        **(extra_secrets or {}),
     }.items():
         store.add_secret(namespace, name, data)
     pod = PodInfo(name="p", namespace=namespace, labels={}, annotations={}, service_account="")
