@@ -58,6 +58,10 @@ REFUSED = [
         with_("dags", GIT | {"gitSync": GIT["gitSync"] | {"period": f"{FULLWIDTH_THREE}0s"}}),
         "dags.gitSync.period",
     ),
+    # A NUL cannot be carried by an env var, an argument or a label: the container never starts.
+    ("NUL in a name", with_("auth.adminFirstName", "Ada\x00"), "adminFirstName"),
+    ("NUL in a Variable", with_("variables", {"v": {"value": "a\x00b"}}), "value"),
+    ("NUL in an annotation", with_("ingress.annotations", {"a": "\x00"}), "annotations"),
     # Cron fields Kubernetes rejects.
     ("weekday 7", with_("housekeeping.dbClean.schedule", "0 3 * * 7"), "schedule"),
     ("leading space", with_("housekeeping.dbClean.schedule", " 0 3 * * *"), "schedule"),

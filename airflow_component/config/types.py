@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -87,6 +87,22 @@ class StrictModel(BaseModel):
         frozen=True,
         validate_default=True,
     )
+
+    @model_validator(mode="after")
+    def _no_nul_characters(self) -> Any:
+        """No env var, argument, file or label can carry a NUL: the container would not start.
+        (Nested models check their own fields; maps and lists are checked here.)"""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                texts = [*value, *value.values()]
+            elif isinstance(value, list):
+                texts = value
+            else:
+                texts = [value]
+            if any(isinstance(text, str) and "\x00" in text for text in texts):
+                raise ValueError(f"`{to_camel(name)}` contains a NUL character")
+        return self
 
 
 class SecretKeyRef(StrictModel):
