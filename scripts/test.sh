@@ -21,6 +21,9 @@ install_system_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   [[ -x /usr/sbin/pgbouncer ]] || missing+=(pgbouncer)
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  # The real-Airflow suite runs Airflow containers under the kernel's rules (podman + runc).
+  command -v podman >/dev/null || missing+=(podman)
+  command -v runc >/dev/null || missing+=(runc)
   if ((${#missing[@]} == 0)); then
     return
   fi

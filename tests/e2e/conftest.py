@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from .harness.procs import SESSION_MARKER, kill_marked
+from .harness.runtime import podman_problem
 from .harness.services import PostgresServer, RedisServer, find_postgres_bin, find_redis_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,6 +78,9 @@ def postgres_bin() -> Path:
     assert found is not None
     if os.geteuid() == 0 and shutil.which("setpriv") is None:
         unavailable("setpriv (util-linux) is needed to drop capabilities of the Airflow processes")
+    problem = podman_problem()
+    if problem is not None and os.environ.get("E2E_RUNTIME") != "process":
+        unavailable(f"Airflow containers run under podman + runc: {problem}")
     return found
 
 
@@ -189,7 +193,9 @@ def _benchmark_line(stack: str, run, standalone) -> str:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    for line in BENCHMARKS:
+    from .test_stacks import MEMORY
+
+    for line in [*BENCHMARKS, *MEMORY]:
         terminalreporter.write_line(line)
 
 

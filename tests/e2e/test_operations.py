@@ -32,7 +32,6 @@ import pytest
 
 from .harness.api import ApiClient, run_smoke_dag
 from .harness.cluster import LocalPod, PreparedContainer
-from .harness.procs import MARKER_ENV
 from .harness.stack import StackRun, prepare_stack
 
 pytestmark = pytest.mark.e2e
@@ -86,10 +85,11 @@ class OperationsRun:
 def airflow_cli(
     container: PreparedContainer, args: list[str], overrides: dict[str, str] | None = None
 ) -> CliResult:
-    """`airflow <args>` as an exec into the container would run it: its env, cwd, capabilities."""
-    env = {**container.env, **(overrides or {}), MARKER_ENV: container.pod.cluster.marker}
+    """`airflow <args>` as `kubectl exec` into the container runs it (a one-off copy of the
+    container once it has ended): its env, identity, mounts and memory limit."""
+    command, env = container.command(["airflow", *args], overrides)
     result = subprocess.run(
-        container.pod._wrap(["airflow", *args]),
+        command,
         env=env,
         cwd=str(container.cwd),
         capture_output=True,

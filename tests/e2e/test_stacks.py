@@ -130,6 +130,73 @@ def test_metrics_reach_the_statsd_exporter(stack_run):
     print(f"\n[e2e] stack {stack_run.stack}: {len(names)} statsd metric names received")
 
 
+def _task_slots(stack_run) -> tuple[str, int]:
+    """Where tasks run and how many at once, as the rendering configures it: a Celery worker's
+    concurrency, else the scheduler's parallelism (LocalExecutor)."""
+    for workload in ("airflow-worker", "airflow-scheduler"):
+        matches = [
+            r for r in stack_run.rendering.of_kind("Deployment") if r.object_name == workload
+        ]
+        if not matches:
+            continue
+        container = matches[0].inputs["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container.get("env") or []}
+        key = (
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY"
+            if workload == "airflow-worker"
+            else "AIRFLOW__CORE__PARALLELISM"
+        )
+        return f"{workload}-e2e/{container['name']}", int(env[key])
+    raise AssertionError("no worker and no scheduler rendered")
+
+
+def test_a_full_executor_fits_its_memory_limits(stack_run):
+    """Load: as many tasks at once as the rendering lets one container run (`parallelism` for
+    LocalExecutor, worker `concurrency` for Celery), under the rendered memory limits enforced by
+    the kernel. The run must succeed with every slot busy at the same moment, and the kernel must
+    not have OOM-killed anything in any container. Peak memory per container is printed next to
+    its limit (a benchmark, not asserted)."""
+    cluster = stack_run.cluster
+    if cluster.runtime is None:
+        pytest.fail("containers ran as plain processes: no memory limit was enforced")
+    runner, slots = _task_slots(stack_run)
+    client, dag_id = stack_run.client, "e2e_load"
+    run_id = trigger(client, dag_id, timeout=180, alive=cluster.check_alive, conf={"tasks": slots})
+    state = wait_for(
+        f"the load run ({slots} tasks at once in {runner})",
+        lambda: (
+            (
+                (s := client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+                in ("success", "failed")
+                and s
+            )
+            or None
+        ),
+        420,
+        interval=2,
+        alive=cluster.check_alive,
+    )
+    instances = client.request(
+        "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000"
+    )["task_instances"]
+    held = [ti for ti in instances if ti["task_id"] == "hold_a_slot"]
+    reports = cluster.memory_reports()
+    print(f"\n[e2e] stack {stack_run.stack}: load of {slots} tasks at once in {runner}: {state}")
+    for report in reports:
+        print(f"[e2e] stack {stack_run.stack}: memory {report.line()}")
+        MEMORY.append(f"MEMORY stack={stack_run.stack} {report.line()}")
+    killed = [r.line() for r in reports if r.oom_kills or r.oom_killed]
+    assert not killed, "the kernel OOM-killed processes: " + "; ".join(killed)
+    assert state == "success", {ti["map_index"]: ti["state"] for ti in held}
+    assert len(held) == slots and all(ti["state"] == "success" for ti in held)
+    assert any(r.container == runner and r.peak_bytes for r in reports), (
+        f"no memory figures for {runner}"
+    )
+
+
+MEMORY: list[str] = []
+
+
 def test_a_worker_rollout_lets_its_running_task_finish(stack_run):
     """A rollout stops a pod the Kubernetes way: SIGTERM to the container's first process
     (dumb-init), then terminationGracePeriodSeconds before SIGKILL. A Celery worker must stop
@@ -176,3 +243,48 @@ def test_nothing_written_to_the_read_only_root_filesystem(stack_run):
         "files written outside writable mounts (readOnlyRootFilesystem): "
         + "; ".join(f"{container}: {', '.join(paths[:20])}" for container, paths in writes.items())
     )
+
+
+def _self_check_container(stack_run):
+    found = [
+        c
+        for pod in stack_run.cluster.job_pods
+        if pod.workload.name in stack_run.cluster.jobs_after_workloads
+        for c in pod.containers
+    ]
+    assert len(found) == 1, [c.label for c in found]
+    return found[0]
+
+
+def test_the_self_check_job_runs_after_the_workloads_and_passes(stack_run):
+    """The rendered self-check Job, run as `pulumi up` runs it (after the Deployments are ready),
+    checks every flow a task depends on and passes on a working deployment."""
+    container = _self_check_container(stack_run)
+    assert container.exit_code == 0, stack_run.self_check_log
+    log = stack_run.self_check_log
+    assert "SELF-CHECK PASSED" in log, log
+    expected = ["DNS", "metadata DB", "Execution API", "api-server login", "DAGs"]
+    if stack_run.cluster.infrastructure and "Celery" in log:
+        expected.append("Celery broker")
+    if stack_run.git_server is not None:
+        expected.append("DAG source (git) (TCP)")
+        assert stack_run.git_server.connections > 0, "the git server was never contacted"
+    missing = [name for name in expected if f"ok   {name}" not in log]
+    assert not missing, f"checks that did not run: {missing}\n{log}"
+
+
+def test_the_self_check_fails_naming_the_flow_a_policy_blocks(stack_run):
+    """Every egress blocked (a container without a network, as a deny-all NetworkPolicy would
+    leave it): the self-check exits non-zero with one line naming the first flow it needs and
+    the config key to fix."""
+    import subprocess
+
+    container = _self_check_container(stack_run)
+    argv, env = container.command(container.argv, network="none")
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    failed = [line for line in output.splitlines() if line.startswith("SELF-CHECK FAILED")]
+    assert result.returncode != 0, output
+    assert len(failed) == 1, output
+    assert "metadata DB" in failed[0] and "fix: " in failed[0], failed[0]
+    print(f"\n[e2e] stack {stack_run.stack}: blocked: {failed[0]}")

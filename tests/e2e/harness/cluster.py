@@ -51,6 +51,17 @@ from .procs import (
     port_is_free,
     tail,
 )
+from .runtime import (
+    Bind,
+    ContainerProcess,
+    ContainerSpec,
+    MemoryReport,
+    NodeRuntime,
+    apply_fs_group,
+    memory_bytes,
+    podman_problem,
+    system_paths_for,
+)
 from .services import PostgresServer
 
 PORT_FLAGS = ("--port", "-p")
@@ -237,8 +248,59 @@ class PreparedContainer:
     role: str = "airflow"
     resolved_env: dict[str, str] = field(default_factory=dict)
     baseline: set[str] = field(default_factory=set)
+    # (host directory or file behind a volumeMount, mounted read-only)
+    mounts: list[tuple[Path, bool]] = field(default_factory=list)
     process: ManagedProcess | None = None
     exit_code: int | None = None
+    runs: int = 0
+
+    @property
+    def memory_limit(self) -> int | None:
+        limit = ((self.manifest.get("resources") or {}).get("limits") or {}).get("memory")
+        return memory_bytes(limit) if limit is not None else None
+
+    @property
+    def in_container(self) -> bool:
+        """Run by the container runtime (kernel rules), not as a plain process."""
+        return self.role == "airflow" and self.pod.cluster.runtime is not None
+
+    def memory_report(self) -> MemoryReport | None:
+        if not isinstance(self.process, ContainerProcess):
+            return None
+        return MemoryReport(
+            self.label,
+            self.process.peak_bytes,
+            self.memory_limit,
+            self.process.oom_kills,
+            self.process.oom_killed,
+        )
+
+    def command(
+        self,
+        argv: Sequence[str],
+        overrides: Mapping[str, str] | None = None,
+        *,
+        network: str = "host",
+    ) -> tuple[list[str], dict[str, str]]:
+        """(argv, env) for a command "in" this container: `kubectl exec` into it while it runs,
+        else a one-off container with its identity, mounts and limits (`kubectl debug --copy`)."""
+        marker = {"E2E_HARNESS_MARKER": self.pod.cluster.marker}
+        if self.in_container:
+            running = isinstance(self.process, ContainerProcess) and self.process.poll() is None
+            if running and network == "host":
+                assert isinstance(self.process, ContainerProcess)
+                return self.process.exec_argv(argv, {**(overrides or {}), **marker}), {
+                    "PATH": os.environ.get("PATH", "/usr/bin:/bin")
+                }
+            spec = self.pod.container_spec(self, argv, {**self.env, **(overrides or {}), **marker})
+            spec.network = network
+            runtime = self.pod.cluster.runtime
+            assert runtime is not None
+            run = runtime.run_argv(spec)
+            return [*run[: run.index("run") + 1], "--rm", *run[run.index("run") + 1 :]], {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin")
+            }
+        return self.pod._wrap(argv, self.role), {**self.env, **(overrides or {}), **marker}
 
     @property
     def label(self) -> str:
@@ -341,6 +403,15 @@ class LocalPod:
                 volume, cluster.store, workload.namespace, path
             )
             self.volumes[volume["name"]] = path
+        if cluster.runtime is not None:
+            fs_group = (self.spec.get("securityContext") or {}).get("fsGroup")
+            for volume_name, path in self.volumes.items():
+                if self.volume_kinds[volume_name] != "node":
+                    apply_fs_group(
+                        path,
+                        self.volume_kinds[volume_name],
+                        None if fs_group is None else as_int(fs_group),
+                    )
         self.init_containers = [
             self._prepare(c, init=True) for c in self.spec.get("initContainers") or []
         ]
@@ -377,6 +448,7 @@ class LocalPod:
             container.get("volumeMounts") or [], key=lambda m: m["mountPath"].count("/")
         )
         mount_paths: dict[str, Path] = {}
+        mount_list: list[tuple[Path, bool]] = []
         for mount in mounts:
             if mount["name"] not in self.volumes:
                 raise KubeletError(f"{self.name}/{name}: volumeMount {mount['name']} has no volume")
@@ -399,6 +471,12 @@ class LocalPod:
                 shutil.rmtree(link)  # the mount shadows what the image had there
             link.symlink_to(target)
             mount_paths[mount_path] = target
+            read_only = bool(mount.get("readOnly")) or self.volume_kinds[mount["name"]] in (
+                "secret",
+                "configMap",
+                "projected",
+            )
+            mount_list.append((target, read_only))
 
         prefixes = sorted({*directories, *mount_paths}, key=len, reverse=True)
 
@@ -498,6 +576,7 @@ class LocalPod:
             translate=translate,
             role=role,
             resolved_env=resolved,
+            mounts=mount_list,
         )
         prepared.baseline = _tree(rootfs)
         cluster.all_containers.append(prepared)
@@ -601,11 +680,61 @@ class LocalPod:
             *inner,
         ]
 
+    def identity(self, container: Mapping[str, Any]) -> tuple[int, int, list[int]]:
+        """(uid, gid, extra groups) the runtime gives the container: the security context, else
+        the Airflow image's USER (50000, group 0)."""
+        security = self._security(container)
+        uid = as_int(security.get("runAsUser", 50000))
+        gid = as_int(security.get("runAsGroup", 0))
+        pod_security = self.spec.get("securityContext") or {}
+        extra = [as_int(g) for g in pod_security.get("supplementalGroups") or []]
+        if pod_security.get("fsGroup") is not None:
+            extra.append(as_int(pod_security["fsGroup"]))
+        return uid, gid, extra
+
+    def container_spec(
+        self,
+        container: PreparedContainer,
+        argv: Sequence[str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ContainerSpec:
+        container.runs += 1
+        uid, gid, extra = self.identity(container.manifest)
+        safe = re.sub(r"[^a-zA-Z0-9_.-]", "-", f"{self.name}-{container.name}")
+        binds = [Bind(container.rootfs, str(container.rootfs), container.read_only_root)]
+        binds += [Bind(path, str(path), read_only) for path, read_only in container.mounts]
+        return ContainerSpec(
+            name=f"e2e-{SESSION_MARKER[-8:]}-{self.cluster.name}-{safe}-{container.runs}",
+            argv=list(container.argv if argv is None else argv),
+            env=dict(container.env if env is None else env),
+            workdir=container.cwd,
+            hostname=self.name,
+            hosts_file=self.hosts_file,
+            user=uid,
+            group=gid,
+            extra_groups=extra,
+            memory_limit=container.memory_limit,
+            binds=binds,
+        )
+
     def _start(self, container: PreparedContainer) -> ManagedProcess | None:
         if container.played:
             self.cluster.play(container)
             return None
         grace = as_int(self.spec.get("terminationGracePeriodSeconds", 30))
+        if container.in_container:
+            runtime = self.cluster.runtime
+            assert runtime is not None
+            process: ManagedProcess = ContainerProcess(
+                self.container_spec(container),
+                runtime,
+                container.log_path,
+                grace_seconds=min(grace, 20),
+                marker=f"{self.cluster.marker}|{container.label}",
+            )
+            container.process = process
+            self.cluster.events.append((time.monotonic(), f"start {container.label} (container)"))
+            return process
         process = ManagedProcess(
             container.label,
             self._wrap(container.argv, container.role),
@@ -681,8 +810,11 @@ class LocalCluster:
         operator_secrets: Sequence[tuple[str, str, Mapping[str, str]]] = (),
         external_databases: Mapping[tuple[str, int], int] | None = None,
         git_sub_path: str = "",
+        jobs_after_workloads: Sequence[str] = (),
     ) -> None:
         self.name = name
+        # Jobs that `pulumi up` runs once the Deployments are ready (they depend on them).
+        self.jobs_after_workloads = set(jobs_after_workloads)
         self.manifests = list(manifests)
         self.base_dir = base_dir
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -714,6 +846,11 @@ class LocalCluster:
 
         self.git_sub_path = git_sub_path.strip("/")
         self.namespaces = _namespaces_available()
+        # Airflow containers run under the kernel's rules (podman + runc) unless the machine
+        # cannot (the suite's fixtures fail in CI then); E2E_RUNTIME=process forces processes.
+        self.runtime: NodeRuntime | None = None
+        if os.environ.get("E2E_RUNTIME") != "process" and podman_problem() is None:
+            self.runtime = NodeRuntime(self.base_dir, system_paths_for(venv))
         self.store = ObjectStore.from_manifests(self.manifests)
         for namespace, secret_name, data in operator_secrets:
             self.store.add_secret(namespace, secret_name, data)
@@ -874,10 +1011,13 @@ class LocalCluster:
             pod.start(timeout)
         self.wait_started(cap_seconds=timeout, pods=pods)
 
-    def run_jobs(self, timeout: float = 420) -> None:
-        """Every Job to completion, in the order the component registers them."""
+    def run_jobs(self, timeout: float = 420, after_workloads: bool = False) -> None:
+        """Every Job to completion, in the order Pulumi would finish them: first those the
+        workloads wait for, then (`after_workloads`) those that wait for the workloads."""
         self.started_at = self.started_at or time.monotonic()
         for workload, meta in self.jobs:
+            if (workload.name in self.jobs_after_workloads) != after_workloads:
+                continue
             pod = LocalPod(self, workload, meta)
             self.job_pods.append(pod)
             pod.run_job(timeout)
@@ -939,6 +1079,8 @@ class LocalCluster:
             else:
                 path = self.base_dir / "claims" / claim
         path.mkdir(parents=True, exist_ok=True)
+        if "persistentVolumeClaim" in volume:
+            os.chmod(path, 0o777)  # what dynamic provisioners (local-path, NFS) create
         self._node_volumes.add(path)
         return path
 
@@ -1063,10 +1205,11 @@ class LocalCluster:
             return 200 <= code < 400, f"GET {url} -> {code}"
         if "exec" in probe:
             argv = [container.translate(str(part)) for part in probe["exec"]["command"]]
+            command, env = container.command(argv)
             try:
                 result = subprocess.run(
-                    container.pod._wrap(argv),
-                    env={**container.env, "E2E_HARNESS_MARKER": self.marker},
+                    command,
+                    env=env,
                     cwd=str(container.cwd),
                     capture_output=True,
                     text=True,
@@ -1172,7 +1315,8 @@ class LocalCluster:
         for c in self.main_containers():
             if c.process is None:
                 continue
-            listening = listening_ports_of(process_tree(c.process.pid))
+            root = c.process.root_pid if isinstance(c.process, ContainerProcess) else None
+            listening = listening_ports_of(process_tree(root or c.process.pid))
             closed += [
                 f"{c.label}: containerPort {number} ({c.manifest_port_name(number)}) is declared "
                 f"but nothing in the container listens on it (local port {local})"
@@ -1198,6 +1342,10 @@ class LocalCluster:
         for sink in self.statsd_sinks:
             sink.stop()
         self.statsd_sinks_stopped = True
+
+    def memory_reports(self) -> list[MemoryReport]:
+        """Peak memory and OOM kills of every container run under the runtime."""
+        return [r for c in self.all_containers if (r := c.memory_report()) is not None]
 
     def log_tails(self, lines: int = 40) -> str:
         parts = []

@@ -82,6 +82,7 @@ class ManagedProcess:
         group: int | str | None = None,
         grace_seconds: float = 15.0,
         marker: str = SESSION_MARKER,
+        display: str | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -93,7 +94,7 @@ class ManagedProcess:
         full_env[MARKER_ENV] = marker
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed in stop()
-        self._log.write(f"$ {' '.join(self.argv)}\n".encode())
+        self._log.write(f"$ {display or ' '.join(self.argv)}\n".encode())
         kwargs: dict = {}
         if user is not None:
             kwargs["user"] = user

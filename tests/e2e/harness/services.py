@@ -344,3 +344,35 @@ class UdpSink:
         self._stop.set()
         self._thread.join(timeout=2)
         self._socket.close()
+
+
+class TcpListener:
+    """Plays a server outside the cluster that a check only connects to (a git host): accepts
+    connections on a loopback port and closes them."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(16)
+        self._socket.settimeout(0.5)
+        self.port = int(self._socket.getsockname()[1])
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            connection.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self._socket.close()

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from .api import ApiClient, DagRunResult, run_secret_scope_dag, run_smoke_dag
 from .cluster import HarnessError, LocalCluster, ProbeResult
-from .services import PostgresServer
+from .procs import tail
+from .services import PostgresServer, TcpListener
 
 
 @dataclass
@@ -34,9 +35,13 @@ class StackRun:
     dag_timeout: float = 240
     # The hostile task's run: its state, the secret labels it found, its log.
     secret_scope: tuple[str, list[str], str] | None = None
+    git_server: TcpListener | None = None
+    self_check_log: str = ""
 
     def stop(self) -> None:
         self.cluster.stop()
+        if self.git_server is not None:
+            self.git_server.stop()
 
 
 def operator_password() -> str:
@@ -57,6 +62,7 @@ def prepare_stack(
 ) -> StackRun:
     """Render the stack and lay out its pods (no process runs yet); then call `execute`."""
     from airflow_component.config import parse_config
+    from airflow_component.needs import git_host, git_port
     from tests.support.rendering import cluster_config, render_stack
 
     deviations = []
@@ -106,9 +112,17 @@ def prepare_stack(
         postgres.provision(ext.database, ext.user, password, superuser=False)
         external[(ext.host, ext.port)] = postgres.port
 
+    git = config.dags.git_sync if config.dags.delivery == "git-sync" else None
+    git_server = None
+    if git is not None and (host := git_host(git.repo)) and (port := git_port(git.repo)):
+        # git-sync is played; the git server a check connects to is played by a listener.
+        git_server = TcpListener()
+        external[(host, port)] = git_server.port
+        deviations.append(f"git server {host}:{port} played by a TCP listener")
     cluster = LocalCluster(
         name=stack,
         manifests=[r.manifest for r in in_dependency_order(rendering.kubernetes)],
+        jobs_after_workloads=jobs_after_workloads(rendering),
         base_dir=base_dir,
         venv=venv,
         dag_files=dag_files,
@@ -118,6 +132,7 @@ def prepare_stack(
         git_sub_path=(config.dags.git_sync.sub_path or "") if config.dags.git_sync else "",
     )
     run = StackRun(
+        git_server=git_server,
         stack=stack,
         rendering=rendering,
         cluster=cluster,
@@ -145,6 +160,15 @@ def execute(run: StackRun) -> None:
     run.timings["workloads_started"] = time.monotonic() - t0
     run.startup_seconds = cluster.wait_started(network_probes_only=True)
     run.timings["probes_passed"] = time.monotonic() - t0
+    # Pulumi awaits the Deployments' readiness, then the Jobs that depend on them (self-check).
+    cluster.run_jobs(after_workloads=True)
+    run.self_check_log = "\n".join(
+        tail(c.log_path, 60)
+        for pod in cluster.job_pods
+        if pod.workload.name in cluster.jobs_after_workloads
+        for c in pod.containers
+    )
+    run.timings["jobs_after_workloads"] = time.monotonic() - t0
 
     port, host_header = cluster.network.external_url_endpoint(rendering.outputs["url"])
     client = ApiClient(
@@ -209,3 +233,17 @@ def in_dependency_order(resources: list[Any]) -> list[Any]:
     for resource in resources:
         place(resource)
     return ordered
+
+
+def jobs_after_workloads(rendering: Any) -> list[str]:
+    """Jobs that depend on a Deployment (or on the part that holds one): `pulumi up` starts
+    them once the workloads are ready."""
+    holders = set()
+    for resource in rendering.kubernetes:
+        if resource.kind == "Deployment":
+            holders |= {resource.urn, resource.parent}
+    return [
+        str(resource.object_name)
+        for resource in rendering.kubernetes
+        if resource.kind == "Job" and holders & set(resource.options.get("dependencies", []))
+    ]
