@@ -103,7 +103,11 @@ class AirflowRuntime:
 
 def simple_auth(runtime: AirflowRuntime, needs: Needs) -> bool:
     """SimpleAuthManager's passwords file: only where the admin password is needed."""
-    return runtime.config.auth.manager == "simple" and needs.needs(Secret.ADMIN_PASSWORD)
+    return (
+        runtime.config.auth.manager == "simple"
+        and needs.authenticates_users
+        and needs.needs(Secret.ADMIN_PASSWORD)
+    )
 
 
 def _metadata_password_env(secrets: SecretRefs) -> EnvVarArgsDict:

@@ -162,13 +162,19 @@ class AirflowCluster(pulumi.ComponentResource):
             shared.append(executor)
             template_checksum = executor.template_checksum
         migrations = parts.Migrations(context, after(*shared, *backing))
-        for process in airflow_processes(runtime, template_checksum):
+        processes = [
             parts.AirflowProcess(context, process, after(*shared, *backing, migrations))
+            for process in airflow_processes(runtime, template_checksum)
+        ]
         parts.Operations(context, after(*shared, *backing, migrations))
-        if resolved.metrics.enabled:
-            parts.Metrics(context, after())
-        if resolved.network_policies.enabled:
-            parts.NetworkPolicies(context, after())
+        metrics = [parts.Metrics(context, after())] if resolved.metrics.enabled else []
+        policies = (
+            [parts.NetworkPolicies(context, after())] if resolved.network_policies.enabled else []
+        )
+        if resolved.self_check.enabled:
+            # Last: it checks the deployment as it runs, behind its NetworkPolicies.
+            everything = [*shared, *backing, migrations, *processes, *metrics, *policies]
+            parts.SelfCheck(context, after(*everything))
         logs_kept = config.logging.remote is not None or config.logging.volume is not None
         if resolved.kubernetes_executor is not None and not logs_kept:
             pulumi.log.warn(

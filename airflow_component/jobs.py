@@ -35,7 +35,6 @@ def airflow_job_spec(
     component: str,
     args: list[str],
     *,
-    wait: bool = True,
     extra_env: Sequence[EnvVarArgsDict] = (),
     extra_mounts: Sequence[VolumeMountArgsDict] = (),
     extra_volumes: Sequence[VolumeArgsDict] = (),
@@ -59,7 +58,7 @@ def airflow_job_spec(
                 runtime,
                 needs,
                 [container],
-                wait_for_migrations=wait,
+                wait_for_migrations=needs.waits_for_migrations,
                 restart_policy="OnFailure",
                 extra_volumes=extra_volumes,
             ),
@@ -68,7 +67,7 @@ def airflow_job_spec(
 
 
 def migration_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
-    return airflow_job_spec(runtime, MIGRATE, ["db", "migrate"], wait=False)
+    return airflow_job_spec(runtime, MIGRATE, ["db", "migrate"])
 
 
 def admin_user_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:

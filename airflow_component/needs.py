@@ -59,6 +59,7 @@ POOLS = "pools"
 ROTATE_FERNET = "rotate-fernet"
 DB_CLEAN = "db-clean"
 POD_CLEANUP = "pod-cleanup"
+SELF_CHECK = "self-check"
 POSTGRES = "postgres"
 REDIS = "redis"
 PGBOUNCER = "pgbouncer"
@@ -122,6 +123,12 @@ class Needs:
     guarded: bool = False
     # Runs task code, which calls the api-server's Execution API.
     runs_tasks: bool = False
+    # Calls the api-server (Execution API, REST API) without running tasks.
+    calls_api_server: bool = False
+    # Serves the UI/REST login: SimpleAuthManager's passwords file lives in this pod.
+    authenticates_users: bool = False
+    # Connects to the DAG source (the git server) itself, without syncing DAGs.
+    probes_dag_source: bool = False
     # Waits for the schema in an init container (every Airflow pod but task pods and migrate).
     waits_for_migrations: bool = True
     # Network flows: what it connects to, and who outside this release connects to it.
@@ -191,6 +198,7 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
             | {Secret.JWT_SECRET, Secret.API_SECRET_KEY}
             | task_data
             | ({Secret.ADMIN_PASSWORD} if config.auth.manager == "simple" else set()),
+            authenticates_users=True,
             # KubernetesExecutor.get_task_log: a running task's log comes from its pod.
             reads_pod_logs=k8s_executor is not None,
             long_running=True,
@@ -307,6 +315,25 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         needs.append(Needs(ROTATE_FERNET, service_account=JOBS_ACCOUNT, secrets=core))
     if config.housekeeping.db_clean.enabled:
         needs.append(Needs(DB_CLEAN, secrets=frozenset({Secret.METADATA_DB})))
+    if config.self_check.enabled:
+        # A task runner's identity (its ServiceAccount: cloud identity for log storage) and the
+        # flows a task depends on; it logs in to the api-server as the admin.
+        runner = WORKER if celery else SCHEDULER if local_executor else TASK_POD
+        needs.append(
+            Needs(
+                SELF_CHECK,
+                service_account=runner,
+                secrets=frozenset({Secret.METADATA_DB, Secret.ADMIN_PASSWORD})
+                | (celery_client - {Secret.RESULT_BACKEND})
+                | (optional & {Secret.REMOTE_LOGS}),
+                task_logs=True,
+                calls_api_server=True,
+                probes_dag_source=True,
+                # The workloads it runs after have waited; it checks the DB path itself and
+                # names it when blocked (a schema wait would only time out).
+                waits_for_migrations=False,
+            )
+        )
     # Not Airflow: they declare only what RBAC, policies and budgets derive from.
     if config.database.mode == "in-cluster":
         needs.append(Needs(POSTGRES, airflow=False, long_running=True, waits_for_migrations=False))
@@ -341,6 +368,18 @@ METRICS_PORT = 9102
 KUBERNETES_API_PORTS = (443, 6443)
 HTTPS_PORT = 443
 SSH_PORT = 22
+
+
+def git_host(repo: str) -> str | None:
+    """The host git-sync connects to (None: a local file:// repo)."""
+    if repo.startswith("file://"):
+        return None
+    for scheme in ("https://", "http://", "ssh://"):
+        if repo.startswith(scheme):
+            authority = repo.removeprefix(scheme).split("/", 1)[0].rsplit("@", 1)[-1]
+            return authority.rsplit(":", 1)[0] if ":" in authority else authority
+    # scp-like: [user@]host:path
+    return repo.split(":", 1)[0].rsplit("@", 1)[-1]
 
 
 def git_port(repo: str) -> int | None:
@@ -395,7 +434,7 @@ def _with_flows(config: ResolvedConfig, needs: list[Needs]) -> list[Needs]:
             egress.append(database)
         if item.needs(Secret.BROKER_URL):
             egress.append(Flow(Peer(component=REDIS), (REDIS_PORT,), purpose="Celery broker"))
-        if item.runs_tasks:
+        if item.runs_tasks or item.calls_api_server:
             api = Peer(component=API_SERVER)
             egress.append(Flow(api, (API_SERVER_PORT,), purpose="Execution API"))
         if item.airflow and config.metrics.enabled:
@@ -403,7 +442,7 @@ def _with_flows(config: ResolvedConfig, needs: list[Needs]) -> list[Needs]:
         if item.calls_kubernetes_api:
             api_server = Peer(cidrs=tuple(policies.kubernetes_api_cidrs))
             egress.append(Flow(api_server, KUBERNETES_API_PORTS, purpose="Kubernetes API"))
-        if item.reads_dags and repo_port is not None:
+        if (item.reads_dags or item.probes_dag_source) and repo_port is not None:
             source = Peer(cidrs=tuple(policies.dag_source_cidrs))
             egress.append(Flow(source, (repo_port,), purpose="git"))
         if item.task_logs and config.logging.remote is not None:

@@ -43,6 +43,7 @@ from .config import (
     PoolConfig,
     PostgresStorage,
     Resources,
+    SelfCheckConfig,
     ServiceConfig,
     StorageConfig,
     VariableConfig,
@@ -52,7 +53,7 @@ from .config import (
     pgbouncer_enabled,
     postgres_protected,
 )
-from .config.sizing import with_task_slots
+from .config.sizing import CELERY_SLOT, LOCAL_SLOT, with_task_slots
 
 Record = TypeVar("Record")
 
@@ -214,6 +215,7 @@ class ResolvedConfig:
     network_policies: NetworkPolicies
     parallelism: int
     housekeeping: HousekeepingConfig
+    self_check: SelfCheckConfig
     metrics: Metrics
     logging: LoggingConfig
     connections: Mapping[str, ConnectionConfig]
@@ -242,7 +244,7 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
                 CeleryWorkers,
                 given.workers,
                 resources=given.workers.resources
-                or with_task_slots(defaults["worker"], given.workers.concurrency),
+                or with_task_slots(defaults["worker"], given.workers.concurrency, CELERY_SLOT),
             ),
             redis=_record(Redis, given.redis, resources=given.redis.resources or defaults["redis"]),
             flower=_record(
@@ -306,6 +308,7 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
             or with_task_slots(
                 defaults["scheduler"],
                 config.parallelism if "LocalExecutor" in config.executors else 0,
+                LOCAL_SLOT,
             ),
         ),
         dag_processor=process("dag_processor", "dagProcessor"),
@@ -317,6 +320,7 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
         ),
         parallelism=config.parallelism,
         housekeeping=config.housekeeping,
+        self_check=config.self_check,
         metrics=_record(
             Metrics,
             config.metrics,

@@ -148,10 +148,15 @@ ELSEWHERE = address("203.0.113.50")
 # result backend).
 DB_USERS = {
     "api-server", "scheduler", "dag-processor", "triggerer", "worker", "flower",
-    "db-migrate", "create-admin", "pools", "db-clean", "pod-cleanup",
+    "db-migrate", "create-admin", "pools", "db-clean", "pod-cleanup", "self-check",
 }  # fmt: skip
-# Who writes or reads task logs: the api-server reads them, task runners and the triggerer write.
-LOG_USERS = {"api-server", "scheduler", "dag-processor", "triggerer", "worker", "task-pod"}
+# Who writes or reads task logs: the api-server reads them, task runners and the triggerer write,
+# the self-check writes and reads a probe object.
+LOG_USERS = {
+    "api-server", "scheduler", "dag-processor", "triggerer", "worker", "task-pod", "self-check",
+}  # fmt: skip
+# The self-check connects to what tasks depend on, as a task runner would.
+SELF_CHECK = "self-check"
 
 
 def flows(stack: str, rendering: Rendering) -> tuple[set[tuple], set[tuple]]:
@@ -172,14 +177,17 @@ def flows(stack: str, rendering: Rendering) -> tuple[set[tuple], set[tuple]]:
     if in_cluster:
         never.add((pod({"app": "other"}, INGRESS_NAMESPACE), *db, "TCP"))
     if "CeleryExecutor" in executors:
-        for component in {"scheduler", "worker"} | ({"flower"} & present):
+        broker_clients = {"scheduler", "worker"} | ({"flower", SELF_CHECK} & present)
+        for component in broker_clients:
             must.add((component, "redis", 6379, "TCP"))
-        for component in present - {"scheduler", "worker", "flower"}:
+        for component in present - broker_clients:
             never.add((component, "redis", 6379, "TCP"))
         must.add(("worker", "api-server", 8080, "TCP"))  # Execution API
         must.add(("api-server", "worker", 8793, "TCP"))  # task logs
     if "task-pod" in present:
         must.add(("task-pod", "api-server", 8080, "TCP"))
+    if SELF_CHECK in present:
+        must.add((SELF_CHECK, "api-server", 8080, "TCP"))  # Execution API health, login
     must.add(("api-server", "triggerer", 8794, "TCP"))
     never.add(("db-migrate", "api-server", 8080, "TCP"))
     never.add(("dag-processor", "worker" if "worker" in present else "scheduler", 8793, "TCP"))
@@ -207,7 +215,8 @@ def flows(stack: str, rendering: Rendering) -> tuple[set[tuple], set[tuple]]:
         target.add((component, KUBERNETES_API, 6443, "TCP"))
     repo = (cluster.get("dags") or {}).get("gitSync", {}).get("repo", "")
     git = 443 if repo.startswith("https://") else 22
-    readers = {"scheduler", "dag-processor", "triggerer", "worker", "task-pod"} & present
+    readers = {"scheduler", "dag-processor", "triggerer", "worker", "task-pod", SELF_CHECK}
+    readers &= present
     remote = (cluster.get("logging") or {}).get("remote")
     # With the default ranges (anywhere), git over HTTPS, the Kubernetes API and log storage
     # open 443 to any address.

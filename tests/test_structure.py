@@ -266,6 +266,14 @@ RENAMED_KINDS = {
     "NetworkPolicy": r"airflow-(default-deny|dns|[a-z-]+-(egress|ingress))",
 }
 
+# Objects added on purpose in every stack (kind, name pattern), each present exactly once.
+ADDED_EVERYWHERE = [
+    # The in-cluster self-check (#11): its program, and its Job, named by a checksum of the
+    # deployment so that every changed `pulumi up` replaces the Job and so checks again.
+    ("ConfigMap", r"airflow-self-check"),
+    ("Job", r"airflow-self-check-[0-9a-f]{8}"),
+]
+
 
 @pytest.mark.parametrize("stack", ["local", "staging", "prod"])
 def test_kubernetes_object_names_are_stable(stack: str) -> None:
@@ -283,4 +291,10 @@ def test_kubernetes_object_names_are_stable(stack: str) -> None:
         renamed = {pair for pair in rendered if pair[0] == kind}
         assert all(re.fullmatch(pattern, name or "") for _, name in renamed), renamed
         rendered -= renamed
+    for kind, pattern in ADDED_EVERYWHERE:
+        added = {
+            pair for pair in rendered if pair[0] == kind and re.fullmatch(pattern, pair[1] or "")
+        }
+        assert len(added) == 1, (kind, pattern, added)
+        rendered -= added
     assert rendered == expected

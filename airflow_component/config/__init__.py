@@ -36,6 +36,7 @@ from .operations import (
     PoolConfig,
     RemoteLoggingConfig,
     ReplicaBounds,
+    SelfCheckConfig,
     VariableConfig,
     WorkerAutoscaling,
 )
@@ -131,6 +132,7 @@ __all__ = [
     "ReplicaBounds",
     "Resources",
     "SecretKeyRef",
+    "SelfCheckConfig",
     "ServiceConfig",
     "StorageConfig",
     "StrictModel",

@@ -49,6 +49,20 @@ class HousekeepingConfig(StrictModel):
     )
 
 
+class SelfCheckConfig(StrictModel):
+    """The deployment's own check, run in the cluster after the workloads are up."""
+
+    enabled: bool = Field(
+        default=True,
+        description=(
+            "After an update that changes the deployment, a Job with a task runner's network "
+            "identity and ServiceAccount checks DNS, the metadata DB, the broker, the Execution "
+            "API, the admin login, DAG import errors, the DAG source and remote log storage; "
+            "`pulumi up` awaits it and fails with the broken flow and the config key to fix."
+        ),
+    )
+
+
 class MetricsConfig(StrictModel):
     """statsd metrics, exported to Prometheus by a statsd-exporter."""
 

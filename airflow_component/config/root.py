@@ -37,6 +37,7 @@ from .operations import (
     LoggingConfig,
     MetricsConfig,
     PoolConfig,
+    SelfCheckConfig,
     VariableConfig,
 )
 from .processes import (
@@ -51,7 +52,7 @@ from .security import (
     ExistingSecrets,
     FernetConfig,
 )
-from .sizing import TASK_MEMORY_MIB, too_small
+from .sizing import CELERY_SLOT, LOCAL_SLOT, SlotCost, too_small
 from .types import (
     IMPLEMENTED_EXECUTORS,
     LABEL_KEY,
@@ -200,6 +201,9 @@ class AirflowConfig(StrictModel):
         default_factory=HousekeepingConfig, description="Scheduled maintenance."
     )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Metrics.")
+    self_check: SelfCheckConfig = Field(
+        default_factory=SelfCheckConfig, description="The in-cluster self-check Job."
+    )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Task logs.")
     connections: dict[AirflowIdentifier, ConnectionConfig] = Field(
         default_factory=dict, description="Airflow connections by id."
@@ -307,21 +311,27 @@ class AirflowConfig(StrictModel):
                 "a passwords file this component renders from a generated password"
             )
         local_tasks = self.parallelism if "LocalExecutor" in self.executors else 0
-        given = self.scheduler.resources
-        if given is not None and (needed := too_small(given, local_tasks)):
-            raise ValueError(
-                f"scheduler.resources.limits.memory {given.limits.memory} cannot hold "
-                f"parallelism {self.parallelism} LocalExecutor tasks (~{TASK_MEMORY_MIB} MiB "
-                f"each) and the scheduler: at least {needed}Mi; raise it or lower parallelism"
-            )
         workers = self.celery.workers if self.celery is not None else None
-        given = workers.resources if workers is not None else None
-        if workers and given and (needed := too_small(given, workers.concurrency)):
-            raise ValueError(
-                f"celery.workers.resources.limits.memory {given.limits.memory} cannot hold "
-                f"concurrency {workers.concurrency} tasks (~{TASK_MEMORY_MIB} MiB each) and "
-                f"the worker: at least {needed}Mi; raise it or lower concurrency"
-            )
+        for problem in (
+            _memory_refusal(
+                "scheduler.resources",
+                self.scheduler.resources,
+                local_tasks,
+                LOCAL_SLOT,
+                f"parallelism {self.parallelism} LocalExecutor tasks",
+                "parallelism",
+            ),
+            _memory_refusal(
+                "celery.workers.resources",
+                workers.resources if workers is not None else None,
+                workers.concurrency if workers is not None else 0,
+                CELERY_SLOT,
+                f"concurrency {workers.concurrency if workers else 0} tasks",
+                "concurrency",
+            ),
+        ):
+            if problem:
+                raise ValueError(problem)
         if self.environment != "local" and self.database.in_cluster.storage.ephemeral:
             raise ValueError(
                 "database.inCluster.storage.ephemeral is only allowed in the local environment"
@@ -381,6 +391,23 @@ def pgbouncer_enabled(config: AirflowConfig) -> bool:
     enabled = config.pgbouncer.enabled
     in_cluster = config.database.mode == "in-cluster"
     return (config.environment == "prod" and in_cluster) if enabled is None else enabled
+
+
+def _memory_refusal(
+    key: str,
+    given: Resources | None,
+    task_slots: int,
+    cost: SlotCost,
+    slots: str,
+    knob: str,
+) -> str | None:
+    """Why a hand-set memory limit cannot hold its task slots (None when it can)."""
+    if given is None or (needed := too_small(given, task_slots, cost)) is None:
+        return None
+    return (
+        f"{key}.limits.memory {given.limits.memory} cannot hold {slots} (~{cost.measured_mib} "
+        f"MiB each) and the process: at least {needed}Mi; raise it or lower {knob}"
+    )
 
 
 def backups_enabled(config: AirflowConfig) -> bool:

@@ -15,6 +15,7 @@ from .observability import Metrics
 from .operations import Operations
 from .processes import AirflowProcess, KubernetesExecutor
 from .secrets import Secrets
+from .self_check import SelfCheck
 from .storage import Storage
 
 __all__ = [
@@ -30,5 +31,6 @@ __all__ = [
     "Operations",
     "Part",
     "Secrets",
+    "SelfCheck",
     "Storage",
 ]
