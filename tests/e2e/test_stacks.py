@@ -235,16 +235,6 @@ def test_a_worker_rollout_lets_its_running_task_finish(stack_run):
 FINAL = {"success", "failed", "up_for_retry", "upstream_failed", "skipped"}
 
 
-def test_nothing_written_to_the_read_only_root_filesystem(stack_run):
-    """Stop everything, then compare each read-only image root with what the image shipped."""
-    stack_run.stop()
-    writes = stack_run.cluster.root_writes()
-    assert not writes, (
-        "files written outside writable mounts (readOnlyRootFilesystem): "
-        + "; ".join(f"{container}: {', '.join(paths[:20])}" for container, paths in writes.items())
-    )
-
-
 def _self_check_container(stack_run):
     found = [
         c
@@ -288,3 +278,51 @@ def test_the_self_check_fails_naming_the_flow_a_policy_blocks(stack_run):
     assert len(failed) == 1, output
     assert "metadata DB" in failed[0] and "fix: " in failed[0], failed[0]
     print(f"\n[e2e] stack {stack_run.stack}: blocked: {failed[0]}")
+
+
+def _broken_database(container) -> dict[str, str]:
+    """Env overrides that keep the DB path but give it a wrong password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    env = container.resolved_env
+    if "AIRFLOW_METADATA_DB_PASSWORD" in env:  # the URL is composed from the password at runtime
+        return {"AIRFLOW_METADATA_DB_PASSWORD": "wrong-password"}
+    url = urlsplit(container.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    netloc = f"{url.username}:wrong-password@{url.hostname}:{url.port}"
+    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": urlunsplit(url._replace(netloc=netloc))}
+
+
+def test_every_airflow_cron_job_runs_and_fails_on_a_wrong_password(stack_run):
+    """What the CronJobs run, run now: each Airflow CronJob's Job template as a pod (its identity,
+    mounts and limits) succeeds against the running deployment, and exits non-zero when the
+    database rejects its credentials (a CronJob that hides failures fails silently for months)."""
+    import subprocess
+
+    cluster = stack_run.cluster
+    names = [
+        r.object_name
+        for r in stack_run.rendering.of_kind("CronJob")
+        if "airflow"
+        in r.inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    ]
+    assert names, "no Airflow CronJob rendered"
+    for name in names:
+        pod = cluster.cron_job_pod(name)
+        pod.run_job(timeout=300)
+        (container,) = pod.containers
+        assert container.exit_code == 0
+        argv, env = container.command(container.argv, _broken_database(container))
+        broken = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        assert broken.returncode != 0, f"{name} succeeded with a wrong DB password"
+        code = broken.returncode
+        print(f"\n[e2e] stack {stack_run.stack}: CronJob {name}: ran; wrong password: exit {code}")
+
+
+def test_nothing_written_to_the_read_only_root_filesystem(stack_run):
+    """Stop everything, then compare each read-only image root with what the image shipped."""
+    stack_run.stop()
+    writes = stack_run.cluster.root_writes()
+    assert not writes, (
+        "files written outside writable mounts (readOnlyRootFilesystem): "
+        + "; ".join(f"{container}: {', '.join(paths[:20])}" for container, paths in writes.items())
+    )

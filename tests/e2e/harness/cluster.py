@@ -1022,6 +1022,27 @@ class LocalCluster:
             self.job_pods.append(pod)
             pod.run_job(timeout)
 
+    def cron_job_pod(self, name: str) -> LocalPod:
+        """The pod of the Job a CronJob would create now (from its jobTemplate), ready to run."""
+        found = [
+            m
+            for m in self.manifests
+            if m.get("kind") == "CronJob" and (m.get("metadata") or {}).get("name") == name
+        ]
+        if len(found) != 1:
+            raise HarnessError(f"CronJob {name}: rendered {len(found)} times")
+        template = found[0]["spec"]["jobTemplate"]["spec"]["template"]
+        workload = Workload(
+            kind="Job",
+            name=f"{name}-run",
+            namespace=(found[0].get("metadata") or {}).get("namespace") or "default",
+            labels=dict((template.get("metadata") or {}).get("labels") or {}),
+            pod_spec=template["spec"],
+        )
+        pod = LocalPod(self, workload, template.get("metadata") or {})
+        self.job_pods.append(pod)
+        return pod
+
     def start_workloads(self, timeout: float = 300) -> None:
         """All long-running pods at once: init containers to completion, then the main ones."""
         self.started_at = self.started_at or time.monotonic()
