@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pydantic import BaseModel
 
 from . import parts
 from .airflow_env import AirflowRuntime
 from .config import (
     CONFIG_KEY,
     CONFIG_NAMESPACE,
-    DNS1123_LABEL,
     SYSTEM_NAMESPACES,
     AirflowConfig,
+    SecretKeyRef,
     parse_config,
 )
 from .declarative import config_keys
@@ -30,19 +32,22 @@ from .namespace import namespace_manifest
 from .naming import Naming
 from .processes import airflow_processes
 from .resolve import resolve
-from .secrets import airflow_keys_secret_name, secret_refs
+from .secrets import airflow_keys_secret_name, owned_secret_names, secret_refs
 
 TYPE_TOKEN = "airflow-k8s:index:AirflowCluster"
 # Leaves room for the longest suffix ("-dag-processor", "-metadata-db") within 63 characters.
 MAX_RELEASE_NAME = 40
+DNS1035_LABEL = r"[a-z]([-a-z0-9]*[a-z0-9])?"
 
 
 def validate_release_name(name: str, source: str = "AirflowCluster name") -> None:
-    """Object names derive from this name, so it must be a short DNS-1123 label."""
-    if not re.fullmatch(DNS1123_LABEL, name) or len(name) > MAX_RELEASE_NAME:
+    """Object names derive from this name, Service names among them, which Kubernetes requires
+    to be DNS-1035 labels: lower-case letters, digits and '-', starting with a letter."""
+    if not re.fullmatch(DNS1035_LABEL, name) or len(name) > MAX_RELEASE_NAME:
         raise pulumi.RunError(
-            f"{source}: {name!r} must be a DNS-1123 label (lower-case letters, digits, "
-            f"'-') of at most {MAX_RELEASE_NAME} characters"
+            f"{source}: {name!r} must start with a lower-case letter and hold only lower-case "
+            f"letters, digits and '-' (a DNS-1035 label: Service names derive from it), at "
+            f"most {MAX_RELEASE_NAME} characters"
         )
 
 
@@ -121,6 +126,7 @@ class AirflowCluster(pulumi.ComponentResource):
             )
         naming = Naming(release=name, namespace=config.namespace.name or name)
         _check_namespace_and_keys(config, naming)
+        _check_user_secrets(config, naming)
         super().__init__(TYPE_TOKEN, name, None, opts)
         resolved = resolve(config)
         runtime = AirflowRuntime(
@@ -210,6 +216,31 @@ def _check_namespace_and_keys(config: AirflowConfig, naming: Naming) -> None:
                 f"{CONFIG_NAMESPACE}:{CONFIG_KEY}.fernet.previousKeys[{index}]: {generated!r} "
                 "holds the generated key, which the rotation replaces: copy the old key into a "
                 "Secret of its own first (README: Fernet key rotation)"
+            )
+
+
+def _secret_refs(value: Any, path: str) -> Iterator[tuple[str, SecretKeyRef]]:
+    """Every existing-Secret reference in the config, with its key path (camelCase)."""
+    if isinstance(value, SecretKeyRef):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            yield from _secret_refs(getattr(value, name), f"{path}.{field.alias or name}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _secret_refs(item, f"{path}[{index}]")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _secret_refs(item, f"{path}.{key}")
+
+
+def _check_user_secrets(config: AirflowConfig, naming: Naming) -> None:
+    owned = owned_secret_names(naming)
+    for path, ref in _secret_refs(config, f"{CONFIG_NAMESPACE}:{CONFIG_KEY}"):
+        if ref.name in owned:
+            raise pulumi.RunError(
+                f"{path}.name: {ref.name!r} is a Secret this component creates and manages; "
+                "keep your own values in a Secret of another name"
             )
 
 

@@ -121,6 +121,15 @@ class SecretRefs:
         return SecretKeyRef(name=self.admin_password.name, key=SIMPLE_AUTH_PASSWORDS_FILE)
 
 
+# Every Secret this component renders is `<release>-<one of these>` (a test holds the renderings
+# to it): a Secret the user names must not be one of them, or `pulumi up` would fight over it.
+OWNED_SECRETS = ("keys", "admin", "postgres", "metadata-db", "redis", "celery", "declared")
+
+
+def owned_secret_names(naming: Naming) -> frozenset[str]:
+    return frozenset(naming.object(suffix) for suffix in OWNED_SECRETS)
+
+
 def airflow_keys_secret_name(naming: Naming) -> str:
     return naming.object("keys")
 

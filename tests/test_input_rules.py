@@ -6,6 +6,8 @@ Each case was accepted before (and rendered something a cluster or Airflow would
 from __future__ import annotations
 
 import copy
+import re
+import typing
 from typing import Any
 
 import pulumi
@@ -162,3 +164,167 @@ def test_the_longest_release_name_keeps_every_derived_name_within_kubernetes_lim
     ]
     assert {r.kind for r in rendering.kubernetes} >= {"Job", "CronJob", "StatefulSet"}
     assert not too_long, too_long
+
+
+def _numeric_paths(model: type[Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every number field reachable through nested models (camelCase paths)."""
+    from airflow_component.config.types import StrictModel, _is_number
+
+    found = []
+    for name, field in model.model_fields.items():
+        key = (*prefix, field.alias or name)
+        annotation = field.annotation
+        candidates = [annotation, *typing.get_args(annotation)]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, StrictModel)]
+        if _is_number(annotation):
+            found.append(key)
+        elif nested:
+            found += _numeric_paths(nested[0], key)
+    return found
+
+
+def test_no_number_field_accepts_a_boolean() -> None:
+    """`replicas: true` is a typo, not 1: every number field, at any depth, refuses booleans
+    and names itself. (A field whose section is invalid on its own, e.g. `gitSync` without
+    git-sync delivery, is refused for that reason first; such paths must then fail with a
+    number too, and most paths must be reached.)"""
+    from airflow_component.config import AirflowConfig
+
+    def with_value(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+        raw: dict[str, Any] = {}
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        return raw
+
+    paths = _numeric_paths(AirflowConfig)
+    named = 0
+    for path in paths:
+        with pytest.raises(pulumi.RunError) as error:
+            parse_config(with_value(path, True))
+        if f"{path[-1]}: expected a number, got true" in str(error.value):
+            named += 1
+            continue
+        with pytest.raises(pulumi.RunError):
+            parse_config(with_value(path, 1))
+    assert named > 20 and named >= 0.7 * len(paths), (named, len(paths))
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        # decimal.Overflow escaped as a raw exception before.
+        (
+            {
+                "scheduler": {
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "512Mi"},
+                        "limits": {"cpu": "1", "memory": "1e9999999"},
+                    }
+                }
+            },
+            "scheduler.resources.limits.memory",
+        ),
+        (
+            {
+                "scheduler": {
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "512Mi"},
+                        "limits": {"cpu": "1e500", "memory": "4Gi"},
+                    }
+                }
+            },
+            "scheduler.resources.limits.cpu",
+        ),
+        ({"logging": {"localSizeLimit": "9" * 40 + "Ei"}}, "logging.localSizeLimit"),
+    ],
+)
+def test_a_quantity_beyond_what_kubernetes_holds_is_refused_by_key(
+    raw: dict[str, Any], key: str
+) -> None:
+    """Kubernetes keeps quantities in 64-bit integers and caps larger ones silently."""
+    with pytest.raises(pulumi.RunError, match=rf"cluster\.{re.escape(key)}: .* larger than"):
+        parse_config(raw)
+
+
+DNS_1035 = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+
+
+@pytest.mark.parametrize("release", ["1airflow", "9", "-a", "a-", "Airflow", "a_b"])
+def test_a_release_name_no_service_could_carry_is_refused(release: str) -> None:
+    """Service names must be DNS-1035 labels (start with a letter); they derive from the release
+    name, so a name that would make one invalid is refused before any resource."""
+    mocks = CapturingMocks()
+    with pytest.raises(pulumi.RunError, match="DNS-1035"):
+        run_under_mocks(
+            lambda: AirflowCluster(release, AirflowClusterArgs(config=AirflowConfig())),
+            mocks=mocks,
+        )
+    assert mocks.resources == []
+
+
+@pytest.mark.parametrize("release", ["a", "team-a2", "x" * 40])
+def test_every_service_name_of_an_accepted_release_is_a_dns_1035_label(release: str) -> None:
+    mocks = CapturingMocks()
+    run_under_mocks(
+        lambda: AirflowCluster(release, AirflowClusterArgs(config=AirflowConfig())), mocks=mocks
+    )
+    services = [
+        r.inputs["metadata"]["name"]
+        for r in mocks.resources
+        if r.typ == "kubernetes:core/v1:Service"
+    ]
+    assert services
+    for name in services:
+        assert DNS_1035.fullmatch(name) and len(name) <= 63, name
+
+
+@pytest.mark.parametrize("stack", ["local", "staging", "prod"])
+def test_the_owned_secret_list_covers_every_rendered_secret(stack: str) -> None:
+    from airflow_component.naming import Naming
+    from airflow_component.secrets import owned_secret_names
+    from tests.support.rendering import render_stack
+
+    rendering = render_stack(stack)
+    owned = owned_secret_names(Naming("airflow", rendering.outputs["namespace"]))
+    rendered = {r.object_name for r in rendering.of_kind("Secret")}
+    assert rendered <= owned, rendered - owned
+
+
+@pytest.mark.parametrize(
+    ("where", "secret"),
+    [
+        (
+            {"existingSecrets": {"jwtSecret": {"name": "airflow-admin", "key": "k"}}},
+            "airflow-admin",
+        ),
+        (
+            {
+                "logging": {
+                    "remote": {
+                        "baseFolder": "s3://logs-bucket/p",
+                        "connectionSecret": {"name": "airflow-keys", "key": "uri"},
+                    }
+                }
+            },
+            "airflow-keys",
+        ),
+        (
+            {"connections": {"c1": {"secret": {"name": "airflow-declared", "key": "uri"}}}},
+            "airflow-declared",
+        ),
+    ],
+)
+def test_a_secret_the_component_owns_cannot_be_named_as_the_users(
+    where: dict[str, Any], secret: str
+) -> None:
+    """`pulumi up` would create a Secret that exists, or overwrite the user's values with
+    generated ones: refused before any resource, naming the key."""
+    config = AirflowConfig.model_validate(where)
+    mocks = CapturingMocks()
+    with pytest.raises(pulumi.RunError, match=rf"\.name: '{secret}' is a Secret this component"):
+        run_under_mocks(
+            lambda: AirflowCluster("airflow", AirflowClusterArgs(config=config)), mocks=mocks
+        )
+    assert mocks.resources == []

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -47,7 +48,22 @@ DnsLabel = Annotated[
 DnsSubdomain = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
 ]
-Quantity = Annotated[str, _matching(QUANTITY, "a Kubernetes quantity (e.g. 500m, 1, 512Mi, 20Gi)")]
+# Kubernetes keeps quantities as 64-bit integers (CPU in millicores): anything larger is
+# silently capped by the API server, so it is refused here instead.
+MAX_QUANTITY = Decimal(2**63 - 1) / 1000
+
+
+def _representable(value: str) -> str:
+    if quantity_value(value) > MAX_QUANTITY:
+        raise ValueError(f"{value!r} is larger than Kubernetes can represent")
+    return value
+
+
+Quantity = Annotated[
+    str,
+    _matching(QUANTITY, "a Kubernetes quantity (e.g. 500m, 1, 512Mi, 20Gi)"),
+    AfterValidator(_representable),
+]
 
 
 def _positive_size(value: str) -> str:
@@ -59,6 +75,7 @@ def _positive_size(value: str) -> str:
 StorageSize = Annotated[
     str,
     _matching(QUANTITY, "a Kubernetes quantity (e.g. 1Gi, 20Gi)"),
+    AfterValidator(_representable),
     AfterValidator(_positive_size),
 ]
 Hostname = Annotated[
@@ -77,6 +94,18 @@ IMPLEMENTED_EXECUTORS: frozenset[str] = frozenset(
 )
 
 
+def _is_number(annotation: Any) -> bool:
+    """int, float, Decimal, or an Optional/Union of them (bool excluded)."""
+    if annotation in (int, float, Decimal):
+        return True
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return (
+        get_origin(annotation) in (Union, UnionType)
+        and bool(args)
+        and all(_is_number(a) for a in args)
+    )
+
+
 class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, camelCase keys in stack files."""
 
@@ -87,6 +116,22 @@ class StrictModel(BaseModel):
         frozen=True,
         validate_default=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """`true` is not a count: pydantic's lax mode would read it as 1 (`replicas: true`)."""
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            if not _is_number(field.annotation):
+                continue
+            for key in {name, field.alias or name}:
+                if isinstance(data.get(key), bool):
+                    raise ValueError(
+                        f"{to_camel(name)}: expected a number, got {str(data[key]).lower()}"
+                    )
+        return data
 
     @model_validator(mode="after")
     def _no_nul_characters(self) -> Any:
@@ -136,7 +181,10 @@ def quantity_value(quantity: str) -> Decimal:
         raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
     number, suffix = match.groups()
     if suffix[:1] in {"e", "E"} and suffix[1:].lstrip("+-").isdigit():
-        return Decimal(number) * Decimal(10) ** int(suffix[1:])
+        exponent = int(suffix[1:])
+        if abs(exponent) > 64:  # far outside any quantity; Decimal would overflow
+            return Decimal("Infinity") if exponent > 0 else Decimal(0)
+        return Decimal(number) * Decimal(10) ** exponent
     return Decimal(number) * _SUFFIXES[suffix]
 
 
