@@ -236,11 +236,16 @@ def in_dependency_order(resources: list[Any]) -> list[Any]:
 
 
 def jobs_after_workloads(rendering: Any) -> list[str]:
-    """Jobs that depend on a Deployment (or on the part that holds one): `pulumi up` starts
-    them once the workloads are ready."""
+    """Jobs that depend on an Airflow Deployment (or on the part that holds one): `pulumi up`
+    starts them once those workloads are ready. (Depending on PgBouncer's Deployment, as the
+    migration Job does, is not that: it is infrastructure the harness starts first.)"""
+    from .cluster import image_role
+
     holders = set()
     for resource in rendering.kubernetes:
-        if resource.kind == "Deployment":
+        containers = (resource.inputs.get("spec") or {}).get("template", {}).get("spec", {})
+        images = {image_role(c["image"]) for c in containers.get("containers") or []}
+        if resource.kind == "Deployment" and "airflow" in images:
             holders |= {resource.urn, resource.parent}
     return [
         str(resource.object_name)
