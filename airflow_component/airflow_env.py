@@ -36,6 +36,7 @@ from .kube import (
 from .metrics import metrics_env
 from .naming import AIRFLOW_GID, AIRFLOW_HOME, AIRFLOW_UID, LOGS_FOLDER, Naming
 from .needs import Needs, Secret
+from .placement import pod_placement, team_env
 from .resolve import ResolvedConfig
 from .secrets import (
     URL_HEAD_ENV,
@@ -248,7 +249,11 @@ def shared_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
 
 def airflow_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
     """The environment of one Airflow container: shared settings, then its own secrets."""
-    env = [*shared_env(runtime), *secret_scoped_env(runtime, needs)]
+    env = [
+        *shared_env(runtime),
+        *secret_scoped_env(runtime, needs),
+        *team_env(runtime.config, needs.component),
+    ]
     if not needs.needs(Secret.METADATA_DB):
         # The image's entrypoint runs `airflow db check` before any command unless this is 0;
         # without DB credentials that check hits a default SQLite file and the container exits.
@@ -478,6 +483,7 @@ def airflow_pod_spec(
         "security_context": pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),
         "containers": containers,
         "volumes": [*volumes, *extra_volumes],
+        **pod_placement(config, needs.component),
     }
     if init_containers:
         spec["init_containers"] = init_containers

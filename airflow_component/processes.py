@@ -214,7 +214,16 @@ def flower_process(runtime: AirflowRuntime) -> Process:
     }
     return Process(
         needs=needs_of(runtime.config, FLOWER),
-        settings=ProcessSettings(replicas=1, resources=flower.resources),
+        # Flower is not an Airflow process the team configures: the top level applies.
+        settings=ProcessSettings(
+            replicas=1,
+            resources=flower.resources,
+            airflow_config={},
+            extra_env=[],
+            node_selector=None,
+            tolerations=None,
+            priority_class_name=None,
+        ),
         args=args,
         ports=({"name": "flower", "container_port": FLOWER_PORT},),
         liveness=tcp,

@@ -53,6 +53,8 @@ from .config import (
     pgbouncer_enabled,
     postgres_protected,
 )
+from .config.airflow_options import AirflowOptions
+from .config.extensions import ExtraEnvVar, PodCustomization, Toleration
 from .config.sizing import CELERY_SLOT, LOCAL_SLOT, with_task_slots
 
 Record = TypeVar("Record")
@@ -68,10 +70,16 @@ def _record(cls: type[Record], model: BaseModel, **resolved: Any) -> Record:
 
 @dataclass(frozen=True)
 class Process:
-    """A long-running process: how many pods, and what each may use."""
+    """A long-running process: how many pods, what each may use, and what the team set for it
+    (overriding the top level: see `ResolvedConfig.pods`)."""
 
     replicas: int
     resources: Resources
+    airflow_config: AirflowOptions
+    extra_env: list[ExtraEnvVar]
+    node_selector: dict[str, str] | None
+    tolerations: list[Toleration] | None
+    priority_class_name: str | None
 
 
 @dataclass(frozen=True)
@@ -216,6 +224,8 @@ class ResolvedConfig:
     parallelism: int
     housekeeping: HousekeepingConfig
     self_check: SelfCheckConfig
+    # Options, env and placement for every pod (process blocks override them).
+    pods: PodCustomization
     metrics: Metrics
     logging: LoggingConfig
     connections: Mapping[str, ConnectionConfig]
@@ -321,6 +331,9 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
         parallelism=config.parallelism,
         housekeeping=config.housekeeping,
         self_check=config.self_check,
+        pods=PodCustomization.model_validate(
+            {name: getattr(config, name) for name in PodCustomization.model_fields}
+        ),
         metrics=_record(
             Metrics,
             config.metrics,

@@ -11,6 +11,7 @@ from pydantic import (
 )
 
 from ..versions import REDIS_IMAGE
+from .extensions import PodCustomization
 from .types import (
     DnsSubdomain,
     NonEmpty,
@@ -20,8 +21,9 @@ from .types import (
 )
 
 
-class ProcessConfig(StrictModel):
-    """Replicas and resources of one long-running Airflow process."""
+class ProcessConfig(PodCustomization):
+    """Replicas and resources of one long-running Airflow process; Airflow options, env and
+    placement set here override the top level for this process."""
 
     replicas: int = Field(default=1, ge=1, le=50, description="Number of pods.")
     resources: Resources | None = Field(

@@ -25,6 +25,7 @@ from .database import (
     MigrationsConfig,
     PgBouncerConfig,
 )
+from .extensions import PodCustomization
 from .network import (
     AvailabilityConfig,
     IngressConfig,
@@ -136,7 +137,7 @@ class ImageConfig(StrictModel):
         return f"{self.repository}:{self.tag}{pinned}"
 
 
-class AirflowConfig(StrictModel):
+class AirflowConfig(PodCustomization):
     """A complete Airflow 3 deployment."""
 
     environment: Environment = Field(

@@ -8,6 +8,7 @@ import pulumi_kubernetes as k8s
 
 from .. import backups, broker, database, pgbouncer
 from ..kube import claim_spec, keyed_checksum
+from ..placement import placed, pod_placement
 from ..secrets import secret_manifest
 from .base import Context, Part
 from .secrets import Secrets
@@ -31,7 +32,10 @@ class Database(Part):
             k8s.apps.v1.StatefulSet(
                 self.name(database.COMPONENT),
                 metadata=self.metadata(database.COMPONENT),
-                spec=database.postgres_statefulset_spec(naming, postgres, context.runtime.secrets),
+                spec=placed(
+                    database.postgres_statefulset_spec(naming, postgres, context.runtime.secrets),
+                    pod_placement(self.config),
+                ),
                 opts=self.opts(protect=postgres.protect),
             )
             if config.pgbouncer.enabled:
@@ -69,7 +73,7 @@ class Database(Part):
         k8s.apps.v1.Deployment(
             self.name(pgbouncer.COMPONENT),
             metadata=self.metadata(pgbouncer.COMPONENT),
-            spec=pgbouncer.deployment_spec(config, naming, checksum),
+            spec=placed(pgbouncer.deployment_spec(config, naming, checksum), pod_placement(config)),
             opts=self.opts(depends_on=[secret]),
         )
 
@@ -86,7 +90,10 @@ class Database(Part):
         k8s.batch.v1.CronJob(
             self.name(backups.COMPONENT),
             metadata=self.metadata(backups.COMPONENT),
-            spec=backups.backup_cron_job_spec(config, naming, self.context.runtime.secrets),
+            spec=placed(
+                backups.backup_cron_job_spec(config, naming, self.context.runtime.secrets),
+                pod_placement(config),
+            ),
             opts=self.opts(depends_on=[claim]),
         )
 
@@ -107,7 +114,10 @@ class Broker(Part):
             k8s.apps.v1.StatefulSet(
                 self.name(broker.COMPONENT),
                 metadata=self.metadata(broker.COMPONENT),
-                spec=broker.redis_statefulset_spec(self.naming, celery.redis),
+                spec=placed(
+                    broker.redis_statefulset_spec(self.naming, celery.redis),
+                    pod_placement(self.config),
+                ),
                 opts=self.opts(),
             )
         self.finish()

@@ -7,6 +7,7 @@ import pulumi_kubernetes as k8s
 
 from .. import metrics
 from ..kube import checksum
+from ..placement import placed, pod_placement
 from .base import Context, Part
 
 
@@ -24,8 +25,11 @@ class Metrics(Part):
         k8s.apps.v1.Deployment(
             self.name(component),
             metadata=self.metadata(component),
-            spec=metrics.exporter_deployment_spec(
-                config.metrics, naming, checksum(metrics.MAPPINGS)
+            spec=placed(
+                metrics.exporter_deployment_spec(
+                    config.metrics, naming, checksum(metrics.MAPPINGS)
+                ),
+                pod_placement(config),
             ),
             opts=self.opts(depends_on=[mappings]),
         )

@@ -53,3 +53,26 @@ def test_every_airflow_option_exists_with_a_valid_value(stack, airflow_venv):
     assert answer["airflow_version"] == AIRFLOW_VERSION
     assert not answer["problems"], "\n".join(answer["problems"])
     assert len(answer["checked"]) == len(entries)
+
+
+def test_the_option_catalog_matches_the_installed_airflow(airflow_venv):
+    """`airflowConfig` is validated against airflow_component/data/airflow_options.json; it
+    must be what the pinned Airflow (and the installed providers) really accept."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [str(airflow_venv / "bin" / "python"), "scripts/generate_airflow_catalog.py", "--print"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    committed = (root / "airflow_component" / "data" / "airflow_options.json").read_text()
+    assert result.stdout == committed, (
+        "the option catalog is stale: run "
+        "`.venv-airflow/bin/python scripts/generate_airflow_catalog.py` and commit the file"
+    )

@@ -58,6 +58,8 @@ def operations_cluster() -> dict[str, Any]:
                 "previousKeys": [{"name": OLD_KEY_SECRET[0], "key": OLD_KEY_SECRET[1]}],
             },
             "pgbouncer": {"enabled": True},
+            # A team's Airflow option: it must take effect in the running processes.
+            "airflowConfig": {"core": {"dagbag_import_timeout": 123}},
         }
     )
     return raw
@@ -159,6 +161,7 @@ def operations(airflow_venv, postgres_server, dag_files, e2e_dir) -> Iterator[Op
 
         scheduler = _pod(cluster.pods, "airflow-scheduler").containers[0]
         calls = {
+            "team_option": (["config", "get-value", "core", "dagbag_import_timeout"], None),
             "declared_variable": (["variables", "get", "e2e_declared"], None),
             "declared_connection": (["connections", "get", "e2e_conn", "-o", "json"], None),
             "rotated_with_rendered_keys": (["variables", "get", ROTATED_KEY], None),
@@ -251,3 +254,11 @@ def test_dag_runs_through_pgbouncer(operations):
     log = _pgbouncer_log(operations)
     assert "login attempt: db=airflow user=airflow" in log, log[-3000:]
     operations.run.cluster.check_alive()
+
+
+def test_a_team_option_takes_effect_in_the_running_scheduler(operations):
+    """`airflowConfig: {core: {dagbag_import_timeout: 123}}`, read back by Airflow itself inside
+    the running scheduler container."""
+    read = operations.reads["team_option"]
+    assert read.code == 0, read.output[-2000:]
+    assert "123" in read.lines(), read.output[-2000:]

@@ -1,0 +1,131 @@
+"""What a team adds to the pods: Airflow options, env, and where pods run.
+
+Set at the top level for every pod the component creates, and per process (`apiServer`,
+`scheduler`, `dagProcessor`, `triggerer`, `celery.workers`) to override it there.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints, field_validator, model_validator
+
+from .airflow_options import AirflowOptions, validate_options
+from .types import LABEL_KEY, LABEL_VALUE, DnsSubdomain, SecretKeyRef, StrictModel, _matching
+
+LabelKey = Annotated[str, _matching(LABEL_KEY, "a label key")]
+LabelValue = Annotated[str, _matching(LABEL_VALUE, "a label value")]
+EnvName = Annotated[
+    str,
+    StringConstraints(max_length=256),
+    _matching(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name (letters, digits, _)"),
+]
+
+# Env names this component sets or reserves, and what to use instead.
+RESERVED_ENV_PREFIXES = {
+    "AIRFLOW__": "airflowConfig",
+    "AIRFLOW_CONN_": "connections",
+    "AIRFLOW_VAR_": "variables",
+    "AIRFLOW_METADATA_DB_": "database",
+}
+RESERVED_ENV_NAMES = {
+    "AIRFLOW_HOME": "(fixed by the image)",
+    "AIRFLOW_SELF_CHECK": "selfCheck",
+    "AIRFLOW_SELF_CHECK_PASSWORD": "selfCheck",
+    "AIRFLOW_ADMIN_PASSWORD": "auth",
+    "CONNECTION_CHECK_MAX_COUNT": "(set where a process has no DB credentials)",
+    "DUMB_INIT_SETSID": "(set on Celery workers for warm shutdown)",
+    "FORWARDED_ALLOW_IPS": "ingress",
+    "PYTHONPATH": "(fixed by the image)",
+}
+
+
+def reserved_env_reason(name: str) -> str | None:
+    if name in RESERVED_ENV_NAMES:
+        return RESERVED_ENV_NAMES[name]
+    for prefix, key in RESERVED_ENV_PREFIXES.items():
+        if name.startswith(prefix):
+            return key
+    return None
+
+
+class ExtraEnvVar(StrictModel):
+    """An environment variable: a plain value (kept exactly: `$` is escaped for the kubelet) or
+    a key of an existing Secret (secretKeyRef)."""
+
+    name: EnvName = Field(description="Variable name.")
+    value: str | None = Field(default=None, description="Plain value.")
+    secret: SecretKeyRef | None = Field(default=None, description="Value from a Secret key.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExtraEnvVar:
+        if (self.value is None) == (self.secret is None):
+            raise ValueError(f"{self.name}: give exactly one of `value` or `secret`")
+        reason = reserved_env_reason(self.name)
+        if reason is not None:
+            raise ValueError(f"{self.name}: set by this component; use {reason}")
+        return self
+
+
+class Toleration(StrictModel):
+    """A Kubernetes toleration."""
+
+    key: LabelKey | None = Field(default=None, description="Taint key (unset: every key).")
+    operator: Literal["Equal", "Exists"] = Field(default="Equal", description="Match operator.")
+    value: LabelValue | None = Field(default=None, description="Taint value (with Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect (unset: every effect)."
+    )
+    toleration_seconds: int | None = Field(
+        default=None, ge=0, description="With NoExecute: how long the pod stays bound."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("value must be empty with operator Exists")
+        if self.key is None and self.operator != "Exists":
+            raise ValueError("a toleration without key needs operator Exists")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("tolerationSeconds applies to effect NoExecute only")
+        return self
+
+
+class PodCustomization(StrictModel):
+    """Options, env and placement; on a process block it overrides the top level."""
+
+    airflow_config: AirflowOptions = Field(
+        default_factory=dict,
+        description=(
+            "Airflow options as {section: {option: value}}, checked against the pinned Airflow's "
+            "catalog (core and installed providers); a value may be {secret: {name, key}}. "
+            "Options this component manages are refused with the key that controls them."
+        ),
+    )
+    extra_env: list[ExtraEnvVar] = Field(
+        default_factory=list, description="Extra environment variables ([{name, value|secret}])."
+    )
+    node_selector: dict[LabelKey, LabelValue] | None = Field(
+        default=None, description="Node labels the pods must run on."
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None, description="Taints the pods tolerate."
+    )
+    priority_class_name: DnsSubdomain | None = Field(
+        default=None, description="PriorityClass of the pods."
+    )
+
+    @field_validator("airflow_config")
+    @classmethod
+    def _known_options(cls, value: AirflowOptions) -> AirflowOptions:
+        return validate_options(value)
+
+    @field_validator("extra_env")
+    @classmethod
+    def _unique_names(cls, value: list[ExtraEnvVar]) -> list[ExtraEnvVar]:
+        seen: set[str] = set()
+        for item in value:
+            if item.name in seen:
+                raise ValueError(f"{item.name}: set twice")
+            seen.add(item.name)
+        return value

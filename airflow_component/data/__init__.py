@@ -1,0 +1,1 @@
+"""Data files shipped with the package (the pinned Airflow's option catalog)."""

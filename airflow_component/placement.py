@@ -1,0 +1,95 @@
+"""What a team set for a component's pods: Airflow options and env (Airflow containers), and
+where the pods run (every pod). A process block overrides the top level."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi_kubernetes.core.v1 import EnvVarArgsDict
+
+from .config.airflow_options import SecretOptionValue, as_text, env_name, merged
+from .kube import plain_env, secret_env
+from .needs import API_SERVER, DAG_PROCESSOR, SCHEDULER, TRIGGERER, WORKER
+from .resolve import Process, ResolvedConfig
+
+
+def team_process(config: ResolvedConfig, component: str) -> Process | None:
+    """The process block a component's settings come from (None: the top level only)."""
+    processes: dict[str, Process | None] = {
+        API_SERVER: config.api_server,
+        SCHEDULER: config.scheduler,
+        DAG_PROCESSOR: config.dag_processor,
+        TRIGGERER: config.triggerer,
+        WORKER: config.celery.workers if config.celery is not None else None,
+    }
+    return processes.get(component)
+
+
+def team_env(config: ResolvedConfig, component: str) -> list[EnvVarArgsDict]:
+    """`airflowConfig` as AIRFLOW__SECTION__OPTION (secret values by secretKeyRef), then
+    `extraEnv`; process values replace top-level ones of the same option or name."""
+    process = team_process(config, component)
+    options = merged(config.pods.airflow_config, process.airflow_config if process else {})
+    env: list[EnvVarArgsDict] = []
+    for (section, option), value in sorted(options.items()):
+        name = env_name(section, option)
+        if isinstance(value, SecretOptionValue):
+            env.append(secret_env(name, value.secret))
+        else:
+            env.append(plain_env(name, as_text(value)))
+    extra = {item.name: item for item in config.pods.extra_env}
+    extra.update({item.name: item for item in (process.extra_env if process else [])})
+    for item in extra.values():
+        if item.secret is not None:
+            env.append(secret_env(item.name, item.secret))
+        else:
+            env.append(plain_env(item.name, item.value or ""))
+    return env
+
+
+def pod_placement(config: ResolvedConfig, component: str | None = None) -> dict[str, Any]:
+    """nodeSelector, tolerations and priorityClassName for a pod spec."""
+    process = team_process(config, component) if component else None
+    top = config.pods
+
+    def pick(name: str) -> Any:
+        own = getattr(process, name) if process is not None else None
+        return own if own is not None else getattr(top, name)
+
+    placement: dict[str, Any] = {}
+    if (selector := pick("node_selector")) is not None:
+        placement["node_selector"] = dict(selector)
+    if (tolerations := pick("tolerations")) is not None:
+        placement["tolerations"] = [
+            {
+                key: value
+                for key, value in {
+                    "key": t.key,
+                    "operator": t.operator,
+                    "value": t.value,
+                    "effect": t.effect,
+                    "toleration_seconds": t.toleration_seconds,
+                }.items()
+                if value is not None
+            }
+            for t in tolerations
+        ]
+    if (priority := pick("priority_class_name")) is not None:
+        placement["priority_class_name"] = priority
+    return placement
+
+
+def placed(spec: Any, placement: dict[str, Any]) -> Any:
+    """A workload spec (StatefulSet/Deployment/Job template, or a CronJob's job template) with
+    the placement set on its pod spec."""
+    if not placement:
+        return spec
+    if "job_template" in spec:
+        job = spec["job_template"]
+        job_spec = {**job["spec"], "template": _with(job["spec"]["template"], placement)}
+        return {**spec, "job_template": {**job, "spec": job_spec}}
+    return {**spec, "template": _with(spec["template"], placement)}
+
+
+def _with(template: Any, placement: dict[str, Any]) -> Any:
+    return {**template, "spec": {**template["spec"], **placement}}

@@ -1,0 +1,166 @@
+"""What a team sets on top of the component: any Airflow option (checked against the pinned
+Airflow's catalog), extra env, and where pods run. The rules a user relies on:
+- a set option reaches every Airflow container, the KubernetesExecutor's task pods included;
+- a misspelled option or section fails at preview, naming it, before anything is registered;
+- a secret-valued option is never a plain value anywhere;
+- a process block overrides the top level for that process only;
+- top-level placement reaches every pod the component creates.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pulumi
+import pytest
+
+from airflow_component import AirflowCluster, AirflowClusterArgs
+from airflow_component.config import parse_config
+from airflow_component.config.airflow_options import MANAGED, catalog
+from tests.support.rendering import (
+    CapturingMocks,
+    Rendering,
+    cluster_config,
+    render_stack,
+    run_under_mocks,
+)
+from tests.test_pod_security import pods
+
+AIRFLOW_IMAGE = re.compile(r"(^|/)airflow:")
+
+
+def with_cluster(stack: str, **changes: Any) -> Rendering:
+    cluster = copy.deepcopy(cluster_config(stack))
+    cluster.update(changes)
+    return render_stack(stack, cluster=cluster)
+
+
+def airflow_containers(rendering: Rendering) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for where, spec, _ in pods(rendering):
+        for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            if AIRFLOW_IMAGE.search(container["image"]) and container["name"] != "log-groomer":
+                found.append((f"{where}/{container['name']}", container))
+    return found
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in container.get("env") or []}
+
+
+def test_a_set_option_reaches_every_airflow_container_task_pods_included() -> None:
+    rendering = with_cluster("prod", airflowConfig={"core": {"dagbag_import_timeout": 123}})
+    containers = airflow_containers(rendering)
+    assert any(where.startswith("ConfigMap/") for where, _ in containers), "no task-pod template"
+    for where, container in containers:
+        env = env_of(container)
+        assert env.get("AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT", {}).get("value") == "123", where
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (
+            {"core": {"dagbag_import_timeot": 1}},
+            r"core\.dagbag_import_timeot: .*dagbag_import_timeout",
+        ),
+        ({"cor": {"dagbag_import_timeout": 1}}, r"cor: not a configuration section.*'core'"),
+        ({"scheduler": {"parsing_processes": 2}}, r"parsing_processes.*it is in \[dag_processor\]"),
+        ({"core": {"dagbag_import_timeout": "slow"}}, r"expected a float"),
+        (
+            {"core": {"executor": "CeleryExecutor"}},
+            r"core\.executor: set by this component; use executors",
+        ),
+        ({"sentry": {"sentry_dsn": "https://k@o.ingest/1"}}, r"sentry\.sentry_dsn: a sensitive"),
+        ({"logging": {"logging_level": "LOUD"}}, r"not one of"),
+    ],
+)
+def test_a_wrong_option_fails_before_anything_is_registered_naming_it(
+    options: dict[str, Any], named: str
+) -> None:
+    mocks = CapturingMocks()
+    with pytest.raises(pulumi.RunError, match=named):
+        run_under_mocks(
+            lambda: AirflowCluster(
+                "airflow", AirflowClusterArgs(config=parse_config({"airflowConfig": options}))
+            ),
+            mocks=mocks,
+        )
+    assert mocks.resources == []
+
+
+def test_a_secret_valued_option_is_never_a_plain_value() -> None:
+    secret = {"secret": {"name": "sentry", "key": "dsn"}}
+    rendering = with_cluster("prod", airflowConfig={"sentry": {"sentry_dsn": secret}})
+    for where, container in airflow_containers(rendering):
+        item = env_of(container)["AIRFLOW__SENTRY__SENTRY_DSN"]
+        assert "value" not in item, where
+        assert item["valueFrom"]["secretKeyRef"] == {"name": "sentry", "key": "dsn"}
+
+
+def test_a_process_block_overrides_the_top_level_for_that_process_only() -> None:
+    rendering = with_cluster(
+        "prod",
+        airflowConfig={"core": {"dagbag_import_timeout": 60}},
+        scheduler={
+            **cluster_config("prod").get("scheduler", {}),
+            "airflowConfig": {"core": {"dagbag_import_timeout": 90}},
+            "nodeSelector": {"pool": "schedulers"},
+        },
+        nodeSelector={"pool": "airflow"},
+        tolerations=[{"key": "dedicated", "value": "airflow", "effect": "NoSchedule"}],
+    )
+    # The process's own containers get its value; init containers (schema wait, DAG sync) and
+    # every other pod keep the top level.
+    for where, container in airflow_containers(rendering):
+        value = env_of(container)["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"]["value"]
+        assert value == ("90" if where == "Deployment/airflow-scheduler/scheduler" else "60"), where
+    for where, spec, _ in pods(rendering):
+        expected = "schedulers" if where == "Deployment/airflow-scheduler" else "airflow"
+        assert spec.get("nodeSelector") == {"pool": expected}, where
+        assert spec.get("tolerations") == [
+            {"key": "dedicated", "operator": "Equal", "value": "airflow", "effect": "NoSchedule"}
+        ], where
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_top_level_placement_reaches_every_pod(stack: str) -> None:
+    rendering = with_cluster(stack, nodeSelector={"pool": "airflow"}, priorityClassName="batch")
+    everything = pods(rendering)
+    kinds = {where.split("/")[0] for where, _, _ in everything}
+    assert {"Deployment", "StatefulSet", "Job", "CronJob"} <= kinds | {"StatefulSet"}
+    for where, spec, _ in everything:
+        assert spec.get("nodeSelector") == {"pool": "airflow"}, where
+        assert spec.get("priorityClassName") == "batch", where
+
+
+def test_extra_env_reaches_airflow_containers_and_managed_names_are_refused() -> None:
+    rendering = with_cluster(
+        "staging", extraEnv=[{"name": "HTTPS_PROXY", "value": "http://proxy:3128/$(HOME)"}]
+    )
+    for where, container in airflow_containers(rendering):
+        # `$` escaped: the kubelet hands the process the text as written.
+        assert env_of(container)["HTTPS_PROXY"]["value"] == "http://proxy:3128/$$(HOME)", where
+    for name in ("AIRFLOW__CORE__PARALLELISM", "DUMB_INIT_SETSID", "AIRFLOW_CONN_X"):
+        with pytest.raises(pulumi.RunError, match=rf"extraEnv\[0\]: {name}: set by this component"):
+            parse_config({"extraEnv": [{"name": name, "value": "1"}]})
+
+
+@pytest.mark.parametrize("stack", ["local", "staging", "prod"])
+def test_every_option_the_component_sets_is_refused_to_users(stack: str) -> None:
+    """Keeps the managed list honest: an option the component renders cannot be set twice."""
+    rendering = render_stack(stack)
+    pattern = re.compile(r"AIRFLOW__([A-Z0-9_]+?)__([A-Z0-9_]+)")
+    sections = {s.replace(".", "_").upper(): s for s in catalog()["sections"]}
+    for where, container in airflow_containers(rendering):
+        for name in env_of(container):
+            match = pattern.fullmatch(name)
+            if not match:
+                continue
+            section = sections[match.group(1)]
+            option = match.group(2).lower()
+            if option not in catalog()["sections"][section]:  # the _CMD / _SECRET forms
+                option = re.sub(r"_(cmd|secret)$", "", option)
+            assert (section, option) in MANAGED, f"{where}: {name} is not in MANAGED"
