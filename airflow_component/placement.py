@@ -79,17 +79,37 @@ def pod_placement(config: ResolvedConfig, component: str | None = None) -> dict[
     return placement
 
 
-def placed(spec: Any, placement: dict[str, Any]) -> Any:
-    """A workload spec (StatefulSet/Deployment/Job template, or a CronJob's job template) with
-    the placement set on its pod spec."""
-    if not placement:
+def pod_metadata(config: ResolvedConfig, component: str | None = None) -> dict[str, Any]:
+    """The team's pod labels and annotations: the top level, then the process block's."""
+    process = team_process(config, component) if component else None
+    metadata: dict[str, Any] = {}
+    for name in ("labels", "annotations"):
+        merged_values = {
+            **(getattr(config.pods, f"pod_{name}") or {}),
+            **((getattr(process, f"pod_{name}") if process is not None else None) or {}),
+        }
+        if merged_values:
+            metadata[name] = merged_values
+    return metadata
+
+
+def placed(spec: Any, config: ResolvedConfig, component: str | None = None) -> Any:
+    """A workload spec (StatefulSet/Deployment/Job, or a CronJob's job template) with the team's
+    placement on its pod spec and its labels and annotations on the pod (ours win)."""
+    placement = pod_placement(config, component)
+    metadata = pod_metadata(config, component)
+    if not placement and not metadata:
         return spec
     if "job_template" in spec:
         job = spec["job_template"]
-        job_spec = {**job["spec"], "template": _with(job["spec"]["template"], placement)}
-        return {**spec, "job_template": {**job, "spec": job_spec}}
-    return {**spec, "template": _with(spec["template"], placement)}
+        template = _with(job["spec"]["template"], placement, metadata)
+        return {**spec, "job_template": {**job, "spec": {**job["spec"], "template": template}}}
+    return {**spec, "template": _with(spec["template"], placement, metadata)}
 
 
-def _with(template: Any, placement: dict[str, Any]) -> Any:
-    return {**template, "spec": {**template["spec"], **placement}}
+def _with(template: Any, placement: dict[str, Any], metadata: dict[str, Any]) -> Any:
+    own = template.get("metadata") or {}
+    merged_metadata = {**own}
+    for name, values in metadata.items():
+        merged_metadata[name] = {**values, **(own.get(name) or {})}
+    return {**template, "metadata": merged_metadata, "spec": {**template["spec"], **placement}}

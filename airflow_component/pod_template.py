@@ -14,6 +14,7 @@ import yaml
 from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec
 from .kube import to_api_case
 from .needs import TASK_POD, needs_of
+from .placement import pod_metadata
 
 BASE_CONTAINER = "base"
 TEMPLATE_FILE = "pod_template_file.yaml"
@@ -35,16 +36,16 @@ def pod_template(runtime: AirflowRuntime) -> dict[str, Any]:
         dag_sidecar=False,
         restart_policy="Never",
     )
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": "placeholder-name",
-            "namespace": runtime.naming.namespace,
-            "labels": runtime.naming.airflow_pod_labels(TASK_POD),
-        },
-        "spec": to_api_case(spec),
+    team = pod_metadata(runtime.config)
+    metadata: dict[str, Any] = {
+        "name": "placeholder-name",
+        "namespace": runtime.naming.namespace,
+        # The team's labels and annotations, ours winning (selectors, NetworkPolicies).
+        "labels": {**team.get("labels", {}), **runtime.naming.airflow_pod_labels(TASK_POD)},
     }
+    if "annotations" in team:
+        metadata["annotations"] = team["annotations"]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": to_api_case(spec)}
 
 
 def pod_template_yaml(runtime: AirflowRuntime) -> str:

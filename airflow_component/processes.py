@@ -223,6 +223,8 @@ def flower_process(runtime: AirflowRuntime) -> Process:
             node_selector=None,
             tolerations=None,
             priority_class_name=None,
+            pod_annotations=None,
+            pod_labels=None,
         ),
         args=args,
         ports=({"name": "flower", "container_port": FLOWER_PORT},),

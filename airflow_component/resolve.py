@@ -80,6 +80,8 @@ class Process:
     node_selector: dict[str, str] | None
     tolerations: list[Toleration] | None
     priority_class_name: str | None
+    pod_annotations: dict[str, str] | None
+    pod_labels: dict[str, str] | None
 
 
 @dataclass(frozen=True)

@@ -164,3 +164,61 @@ def test_every_option_the_component_sets_is_refused_to_users(stack: str) -> None
             if option not in catalog()["sections"][section]:  # the _CMD / _SECRET forms
                 option = re.sub(r"_(cmd|secret)$", "", option)
             assert (section, option) in MANAGED, f"{where}: {name} is not in MANAGED"
+
+
+def test_pod_labels_and_annotations_reach_every_pod_and_ours_win() -> None:
+    rendering = with_cluster(
+        "prod",
+        podAnnotations={"sidecar.istio.io/inject": "false", "prometheus.io/scrape": "false"},
+        podLabels={"team": "data"},
+        scheduler={
+            **cluster_config("prod").get("scheduler", {}),
+            "podAnnotations": {"vault.hashicorp.com/agent-inject": "true"},
+        },
+    )
+    everything = [(where, (pod_meta or {})) for where, pod_meta in _pod_metadata(rendering)]
+    assert len(everything) > 10
+    for where, metadata in everything:
+        labels, annotations = metadata.get("labels") or {}, metadata.get("annotations") or {}
+        assert labels.get("team") == "data", where
+        assert labels.get("app.kubernetes.io/name") == "airflow", where
+        assert annotations.get("sidecar.istio.io/inject") == "false", where
+        # The statsd exporter's own scrape annotation is not overridden.
+        if "statsd" in where:
+            assert annotations.get("prometheus.io/scrape") == "true", where
+        has_vault = "vault.hashicorp.com/agent-inject" in annotations
+        assert has_vault == (where == "Deployment/airflow-scheduler"), where
+
+
+def _pod_metadata(rendering: Rendering) -> list[tuple[str, dict[str, Any]]]:
+    import yaml
+
+    found = []
+    for resource in rendering.kubernetes:
+        spec = resource.inputs.get("spec") or {}
+        template = spec.get("template") or (spec.get("jobTemplate") or {}).get("spec", {}).get(
+            "template"
+        )
+        if template:
+            found.append((f"{resource.kind}/{resource.object_name}", template.get("metadata")))
+        for text in (
+            (resource.inputs.get("data") or {}).values() if resource.kind == "ConfigMap" else []
+        ):
+            document = yaml.safe_load(text) if text.startswith("apiVersion") else None
+            if isinstance(document, dict) and document.get("kind") == "Pod":
+                found.append((f"ConfigMap/{resource.object_name}", document["metadata"]))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"podLabels": {"app.kubernetes.io/component": "x"}}, r"podLabels: app\.kubernetes\.io"),
+        ({"podAnnotations": {"checksum/declared": "x"}}, r"podAnnotations: checksum/declared"),
+    ],
+)
+def test_labels_and_annotations_the_component_relies_on_are_refused(
+    raw: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(pulumi.RunError, match=named):
+        parse_config(raw)

@@ -21,6 +21,9 @@ EnvName = Annotated[
     _matching(r"^[A-Za-z_][A-Za-z0-9_]*$", "an environment variable name (letters, digits, _)"),
 ]
 
+RESERVED_LABEL_PREFIXES = ("app.kubernetes.io/", "airflow-k8s/")
+RESERVED_ANNOTATION_PREFIXES = ("checksum/",)
+
 # Env names this component sets or reserves, and what to use instead.
 RESERVED_ENV_PREFIXES = {
     "AIRFLOW__": "airflowConfig",
@@ -114,6 +117,37 @@ class PodCustomization(StrictModel):
     priority_class_name: DnsSubdomain | None = Field(
         default=None, description="PriorityClass of the pods."
     )
+    pod_annotations: dict[LabelKey, str] | None = Field(
+        default=None,
+        description=(
+            "Annotations on the pods (service mesh, secret injectors); the component's own "
+            "(`checksum/*`, Prometheus scrape) win."
+        ),
+    )
+    pod_labels: dict[LabelKey, LabelValue] | None = Field(
+        default=None,
+        description="Labels on the pods; `app.kubernetes.io/*` and `airflow-k8s/*` are ours.",
+    )
+
+    @field_validator("pod_labels")
+    @classmethod
+    def _not_our_labels(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key in value or {}:
+            if key.startswith(RESERVED_LABEL_PREFIXES):
+                raise ValueError(
+                    f"{key}: selectors and NetworkPolicies use this label; choose another key"
+                )
+        return value
+
+    @field_validator("pod_annotations")
+    @classmethod
+    def _not_our_annotations(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for key, text in (value or {}).items():
+            if key.startswith(RESERVED_ANNOTATION_PREFIXES):
+                raise ValueError(f"{key}: the component sets it to roll pods; choose another key")
+            if "\x00" in text:
+                raise ValueError(f"{key}: NUL characters cannot reach a pod")
+        return value
 
     @field_validator("airflow_config")
     @classmethod

@@ -8,7 +8,7 @@ import pulumi_kubernetes as k8s
 
 from .. import backups, broker, database, pgbouncer
 from ..kube import claim_spec, keyed_checksum
-from ..placement import placed, pod_placement
+from ..placement import placed
 from ..secrets import secret_manifest
 from .base import Context, Part
 from .secrets import Secrets
@@ -34,7 +34,7 @@ class Database(Part):
                 metadata=self.metadata(database.COMPONENT),
                 spec=placed(
                     database.postgres_statefulset_spec(naming, postgres, context.runtime.secrets),
-                    pod_placement(self.config),
+                    self.config,
                 ),
                 opts=self.opts(protect=postgres.protect),
             )
@@ -73,7 +73,7 @@ class Database(Part):
         k8s.apps.v1.Deployment(
             self.name(pgbouncer.COMPONENT),
             metadata=self.metadata(pgbouncer.COMPONENT),
-            spec=placed(pgbouncer.deployment_spec(config, naming, checksum), pod_placement(config)),
+            spec=placed(pgbouncer.deployment_spec(config, naming, checksum), config),
             opts=self.opts(depends_on=[secret]),
         )
 
@@ -92,7 +92,7 @@ class Database(Part):
             metadata=self.metadata(backups.COMPONENT),
             spec=placed(
                 backups.backup_cron_job_spec(config, naming, self.context.runtime.secrets),
-                pod_placement(config),
+                config,
             ),
             opts=self.opts(depends_on=[claim]),
         )
@@ -116,7 +116,7 @@ class Broker(Part):
                 metadata=self.metadata(broker.COMPONENT),
                 spec=placed(
                     broker.redis_statefulset_spec(self.naming, celery.redis),
-                    pod_placement(self.config),
+                    self.config,
                 ),
                 opts=self.opts(),
             )

@@ -8,6 +8,7 @@ import pulumi_kubernetes as k8s
 
 from ..jobs import admin_user_job_spec, migration_job_spec
 from ..needs import CREATE_ADMIN, MIGRATE
+from ..placement import placed
 from .base import Context, Part
 
 
@@ -18,14 +19,14 @@ class Migrations(Part):
         self.migrate = k8s.batch.v1.Job(
             self.name(MIGRATE),
             metadata=self.metadata(MIGRATE, job=True),
-            spec=migration_job_spec(runtime),
+            spec=placed(migration_job_spec(runtime), self.config),
             opts=self.opts(),
         )
         if self.config.auth.manager == "fab":
             k8s.batch.v1.Job(
                 self.name(CREATE_ADMIN),
                 metadata=self.metadata(CREATE_ADMIN, job=True),
-                spec=admin_user_job_spec(runtime),
+                spec=placed(admin_user_job_spec(runtime), self.config),
                 opts=self.opts(depends_on=[self.migrate]),
             )
         self.finish()

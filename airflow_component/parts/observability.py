@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 
 from .. import metrics
 from ..kube import checksum
-from ..placement import placed, pod_placement
+from ..placement import placed
 from .base import Context, Part
 
 
@@ -29,7 +29,7 @@ class Metrics(Part):
                 metrics.exporter_deployment_spec(
                     config.metrics, naming, checksum(metrics.MAPPINGS)
                 ),
-                pod_placement(config),
+                config,
             ),
             opts=self.opts(depends_on=[mappings]),
         )

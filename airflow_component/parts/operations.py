@@ -10,6 +10,7 @@ from ..declarative import POOLS_FILE, pools_job_name, pools_json
 from ..fernet import ROTATE_COMPONENT, rotation_checksum
 from ..jobs import db_clean_spec, pod_cleanup_spec, pools_job_spec, rotate_fernet_job_spec
 from ..needs import DB_CLEAN, POD_CLEANUP, POOLS
+from ..placement import placed
 from .base import Context, Part
 
 
@@ -25,7 +26,7 @@ class Operations(Part):
                 k8s.batch.v1.CronJob(
                     self.name(component),
                     metadata=self.metadata(component),
-                    spec=cron_spec,
+                    spec=placed(cron_spec, self.config),
                     opts=self.opts(),
                 )
         if config.pools:
@@ -39,7 +40,7 @@ class Operations(Part):
             k8s.batch.v1.Job(
                 self.name(POOLS),
                 metadata=self.metadata(POOLS, job=True, name=pools_job_name(naming, config.pools)),
-                spec=pools_job_spec(runtime),
+                spec=placed(pools_job_spec(runtime), self.config),
                 opts=self.opts(depends_on=[pools_map]),
             )
         if config.fernet.previous_keys:
@@ -51,7 +52,7 @@ class Operations(Part):
                     job=True,
                     name=naming.object(f"{ROTATE_COMPONENT}-{checksum}"),
                 ),
-                spec=rotate_fernet_job_spec(runtime),
+                spec=placed(rotate_fernet_job_spec(runtime), self.config),
                 opts=self.opts(),
             )
         self.finish()

@@ -11,6 +11,7 @@ from .. import autoscaling, exposure
 from ..availability import disruption_budget_spec
 from ..kube import checksum
 from ..needs import API_SERVER, FLOWER, WORKER
+from ..placement import placed
 from ..pod_template import TEMPLATE_COMPONENT, TEMPLATE_FILE, pod_template_yaml
 from ..processes import Process, deployment_spec
 from .base import Context, Part
@@ -44,7 +45,11 @@ class AirflowProcess(Part):
         k8s.apps.v1.Deployment(
             self.name(component),
             metadata=self.metadata(component),
-            spec=deployment_spec(context.runtime, process),
+            spec=placed(
+                deployment_spec(context.runtime, process),
+                self.config,
+                process.needs.component,
+            ),
             opts=self.opts(),
         )
         if process.needs.has_budget and config.availability.pod_disruption_budgets:

@@ -6,6 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ..needs import SELF_CHECK
+from ..placement import placed
 from ..self_check import PROGRAM_FILE, program_source, self_check_job_name, self_check_job_spec
 from .base import Context, Part
 
@@ -22,7 +23,7 @@ class SelfCheck(Part):
         k8s.batch.v1.Job(
             self.name(SELF_CHECK),
             metadata=self.metadata(SELF_CHECK, job=True, name=self_check_job_name(context.runtime)),
-            spec=self_check_job_spec(context.runtime),
+            spec=placed(self_check_job_spec(context.runtime), self.config),
             opts=self.opts(depends_on=[program]),
         )
         self.finish()
