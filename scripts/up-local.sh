@@ -34,9 +34,33 @@ export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-airflow-k8s-local}"
 mkdir -p .pulumi-state
 
 pulumi stack select local 2>/dev/null || pulumi stack init local
+
+# Images Docker already has go into the kind node, so the first start does not wait on pulls
+# (and works offline once pulled). The list is the one the stack renders.
+echo "==> preloading images Docker already has into kind"
+.venv/bin/python - <<'PY' >"${TMPDIR:-/tmp}/airflow-k8s-images.txt"
+from airflow_component import versions
+print(f"{versions.AIRFLOW_IMAGE_REPOSITORY}:{versions.AIRFLOW_VERSION}")
+for name in dir(versions):
+    value = getattr(versions, name)
+    if name.endswith("_IMAGE") and isinstance(value, str):
+        print(value)
+PY
+while read -r image; do
+  if docker image inspect "$image" >/dev/null 2>&1; then
+    echo "    kind load docker-image $image"
+    kind load docker-image --name "$CLUSTER" "$image" >/dev/null
+  else
+    echo "    $image: not in Docker, the node pulls it"
+  fi
+done <"${TMPDIR:-/tmp}/airflow-k8s-images.txt"
+
+echo "==> pulumi up -s local (migrations, workloads, then the self-check Job)"
 pulumi up -s local --yes --skip-preview "$@"
 
 echo
 echo "Airflow UI: $(pulumi stack output url -s local)"
 echo "User: $(pulumi stack output adminUsername -s local)"
-echo "Password: pulumi stack output adminPassword --show-secrets -s local"
+echo "Password: $(pulumi stack output adminPassword --show-secrets -s local)"
+echo "DAGs: save a file in ./dags; it appears within seconds (local refresh interval 5 s)."
+echo "Remove: scripts/down-local.sh"
