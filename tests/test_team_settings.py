@@ -222,3 +222,15 @@ def test_labels_and_annotations_the_component_relies_on_are_refused(
 ) -> None:
     with pytest.raises(pulumi.RunError, match=named):
         parse_config(raw)
+
+
+def test_a_setting_airflow_would_ignore_on_the_api_server_is_refused() -> None:
+    """Airflow 3.3 ignores [api] worker_refresh_interval unless server_type is gunicorn."""
+    with pytest.raises(pulumi.RunError, match=r"worker_refresh_interval is ignored unless"):
+        parse_config({"apiServer": {"airflowConfig": {"api": {"worker_refresh_interval": 3600}}}})
+    both = {"api": {"worker_refresh_interval": 3600, "server_type": "gunicorn"}}
+    assert parse_config({"apiServer": {"airflowConfig": both}}) is not None
+    with pytest.raises(
+        pulumi.RunError, match=r"api\.workers: set by this component; use apiServer"
+    ):
+        parse_config({"airflowConfig": {"api": {"workers": 4}}})

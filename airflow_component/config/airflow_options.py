@@ -45,6 +45,9 @@ MANAGED: dict[tuple[str, str], str] = {
     ("database", "sql_alchemy_conn_cmd"): "database",
     ("database", "sql_alchemy_conn_async"): "database",
     ("api", "base_url"): "baseUrl / ingress",
+    ("api", "workers"): "apiServer.workers",
+    ("api", "host"): "(fixed: the api-server listens on every address of its pod)",
+    ("api", "port"): "(fixed: 8080, the Service's target)",
     ("api", "secret_key"): "existingSecrets.apiSecretKey",
     ("api_auth", "jwt_secret"): "existingSecrets.jwtSecret",
     ("celery", "broker_url"): "celery",
@@ -154,3 +157,16 @@ def merged(*layers: AirflowOptions) -> dict[tuple[str, str], AirflowOptionValue]
 def as_text(value: bool | int | float | str) -> str:
     """What Airflow parses: True/False for booleans, numbers as written."""
     return str(value)
+
+
+def api_server_option_problem(options: dict[tuple[str, str], AirflowOptionValue]) -> str | None:
+    """Settings Airflow would silently ignore on the api-server: rolling worker refresh works
+    only with gunicorn (Airflow 3.3 `config.yml`, [api] worker_refresh_interval)."""
+    refresh = options.get(("api", "worker_refresh_interval"), 0)
+    server = options.get(("api", "server_type"), "uvicorn")
+    if isinstance(refresh, int) and refresh > 0 and server != "gunicorn":
+        return (
+            "api.worker_refresh_interval is ignored unless api.server_type is gunicorn "
+            f"(it is {server!r}); set both or neither"
+        )
+    return None

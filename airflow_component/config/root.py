@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from ..versions import AIRFLOW_IMAGE_REPOSITORY, AIRFLOW_VERSION
+from .airflow_options import api_server_option_problem, merged
 from .dags import (
     DagsConfig,
 )
@@ -311,6 +312,9 @@ class AirflowConfig(PodCustomization):
                 "existingSecrets.adminPassword needs auth.manager fab: SimpleAuthManager reads "
                 "a passwords file this component renders from a generated password"
             )
+        api_options = merged(self.airflow_config, self.api_server.airflow_config)
+        if problem := api_server_option_problem(api_options):
+            raise ValueError(f"apiServer.airflowConfig / airflowConfig: {problem}")
         local_tasks = self.parallelism if "LocalExecutor" in self.executors else 0
         workers = self.celery.workers if self.celery is not None else None
         for problem in (
