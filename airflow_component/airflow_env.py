@@ -22,6 +22,7 @@ from pulumi_kubernetes.core.v1 import (
 )
 
 from .config import RemoteLoggingConfig, Resources
+from .config.security import WebserverConfigSource
 from .dags import dag_mounts, dag_volumes, dags_folder, git_sync_init_containers, git_sync_sidecars
 from .declarative import declared_env
 from .fernet import fernet_env
@@ -56,6 +57,9 @@ POD_TEMPLATE_PATH = f"{AIRFLOW_HOME}/pod_templates/pod_template_file.yaml"
 # the Secret, made by an init container; Secret volumes are always read-only.
 SIMPLE_AUTH_SECRET_DIR = f"{SECRETS_MOUNT}/simple-auth"
 SIMPLE_AUTH_DIR = f"{AIRFLOW_HOME}/simple-auth"
+# FAB's webserver_config.py (auth.webserverConfig), where `[fab] config_file` points.
+AUTH_CONFIG_DIR = f"{AIRFLOW_HOME}/auth-config"
+WEBSERVER_CONFIG = "webserver_config.py"
 SIMPLE_AUTH_PASSWORDS_PATH = f"{SIMPLE_AUTH_DIR}/passwords.json"
 # Airflow writes a default airflow.cfg into AIRFLOW_HOME at start when there is none; with a
 # read-only root filesystem that crashes every command. All settings come from env: the mounted
@@ -254,6 +258,9 @@ def airflow_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
         *secret_scoped_env(runtime, needs),
         *team_env(runtime.config, needs.component),
     ]
+    if runtime.config.auth.webserver_config is not None and needs.reads_auth_config:
+        path = f"{AUTH_CONFIG_DIR}/{WEBSERVER_CONFIG}"
+        env.append(plain_env("AIRFLOW__FAB__CONFIG_FILE", path))
     if not needs.needs(Secret.METADATA_DB):
         # The image's entrypoint runs `airflow db check` before any command unless this is 0;
         # without DB credentials that check hits a default SQLite file and the container exits.
@@ -305,6 +312,9 @@ def airflow_volumes(runtime: AirflowRuntime, needs: Needs) -> list[VolumeArgsDic
         _writable_dir("tmp"),
         {"name": "airflow-cfg", "config_map": {"name": airflow_cfg_config_map(runtime.naming)}},
     ]
+    source = runtime.config.auth.webserver_config
+    if source is not None and needs.reads_auth_config:
+        volumes.append(webserver_config_volume(source))
     if simple_auth(runtime, needs):
         ref = runtime.secrets.simple_auth_passwords
         volumes += [
@@ -319,6 +329,27 @@ def airflow_volumes(runtime: AirflowRuntime, needs: Needs) -> list[VolumeArgsDic
             {"name": "simple-auth", "empty_dir": {"size_limit": "1Mi"}},
         ]
     return volumes
+
+
+def webserver_config_volume(source: WebserverConfigSource) -> VolumeArgsDict:
+    """FAB's webserver_config.py, as the user keeps it (a Secret when it holds OAuth secrets)."""
+    if source.secret is not None:
+        return {
+            "name": "webserver-config",
+            "secret": {
+                "secret_name": source.secret.name,
+                "items": [{"key": source.secret.key, "path": WEBSERVER_CONFIG}],
+                "default_mode": 0o440,
+            },
+        }
+    assert source.config_map is not None
+    return {
+        "name": "webserver-config",
+        "config_map": {
+            "name": source.config_map.name,
+            "items": [{"key": source.config_map.key, "path": WEBSERVER_CONFIG}],
+        },
+    }
 
 
 def simple_auth_init_container(runtime: AirflowRuntime) -> ContainerArgsDict:
@@ -352,6 +383,10 @@ def airflow_volume_mounts(runtime: AirflowRuntime, needs: Needs) -> list[VolumeM
     ]
     if simple_auth(runtime, needs):
         mounts.append({"name": "simple-auth", "mount_path": SIMPLE_AUTH_DIR})
+    if runtime.config.auth.webserver_config is not None and needs.reads_auth_config:
+        mounts.append(
+            {"name": "webserver-config", "mount_path": AUTH_CONFIG_DIR, "read_only": True}
+        )
     return mounts
 
 

@@ -127,6 +127,8 @@ class Needs:
     calls_api_server: bool = False
     # Serves the UI/REST login: SimpleAuthManager's passwords file lives in this pod.
     authenticates_users: bool = False
+    # Loads FAB's webserver_config.py (auth.webserverConfig): the api-server and the admin Job.
+    reads_auth_config: bool = False
     # Connects to the DAG source (the git server) itself, without syncing DAGs.
     probes_dag_source: bool = False
     # Waits for the schema in an init container (every Airflow pod but task pods and migrate).
@@ -199,6 +201,7 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
             | task_data
             | ({Secret.ADMIN_PASSWORD} if config.auth.manager == "simple" else set()),
             authenticates_users=True,
+            reads_auth_config=True,
             # KubernetesExecutor.get_task_log: a running task's log comes from its pod.
             reads_pod_logs=k8s_executor is not None,
             long_running=True,
@@ -299,11 +302,12 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         )
         if config.housekeeping.cleanup_pods.enabled:
             needs.append(Needs(POD_CLEANUP, launches_pods=True))
-    if config.auth.manager == "fab":
+    if config.auth.manager == "fab" and config.auth.create_admin:
         needs.append(
             Needs(
                 CREATE_ADMIN,
                 service_account=JOBS_ACCOUNT,
+                reads_auth_config=True,
                 secrets=frozenset({Secret.METADATA_DB, Secret.ADMIN_PASSWORD}),
             )
         )
@@ -323,7 +327,8 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
             Needs(
                 SELF_CHECK,
                 service_account=runner,
-                secrets=frozenset({Secret.METADATA_DB, Secret.ADMIN_PASSWORD})
+                secrets=frozenset({Secret.METADATA_DB})
+                | ({Secret.ADMIN_PASSWORD} if config.auth.create_admin else set())
                 | (celery_client - {Secret.RESULT_BACKEND})
                 | (optional & {Secret.REMOTE_LOGS}),
                 task_logs=True,

@@ -89,7 +89,8 @@ def self_check_input(
         "brokerFix": "celery / networkPolicies" if config.celery is not None else None,
         "executionApiUrl": execution_api_url,
         "apiRoot": naming.api_server_url,
-        "adminUsername": config.auth.admin_username,
+        # Without an admin user (SSO), there is no login to check.
+        "adminUsername": config.auth.admin_username if config.auth.create_admin else None,
         "remoteLogs": (
             {"baseFolder": remote.base_folder, "connectionId": remote.connection_id}
             if remote is not None
@@ -125,7 +126,11 @@ def self_check_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
             # the program checks the DB path itself.
             plain_env("CONNECTION_CHECK_MAX_COUNT", "0"),
             plain_env(CONFIG_ENV, document),
-            secret_env(PASSWORD_ENV, runtime.secrets.admin_password),
+            *(
+                [secret_env(PASSWORD_ENV, runtime.secrets.admin_password)]
+                if runtime.config.auth.create_admin
+                else []
+            ),
         ],
         extra_mounts=[{"name": VOLUME, "mount_path": MOUNT, "read_only": True}],
         extra_volumes=[{"name": VOLUME, "config_map": {"name": runtime.naming.object(SELF_CHECK)}}],

@@ -234,3 +234,42 @@ def test_a_setting_airflow_would_ignore_on_the_api_server_is_refused() -> None:
         pulumi.RunError, match=r"api\.workers: set by this component; use apiServer"
     ):
         parse_config({"airflowConfig": {"api": {"workers": 4}}})
+
+
+def test_sso_config_reaches_only_where_fab_reads_it_and_admin_creation_can_be_off() -> None:
+    """FAB's webserver_config.py (often holding OAuth client secrets) is mounted read-only into
+    the api-server only, `[fab] config_file` points at it there; with createAdmin off no Job
+    creates a user and nothing else gets the admin password."""
+    auth = {
+        **cluster_config("prod").get("auth", {}),
+        "webserverConfig": {"secret": {"name": "oauth", "key": "webserver_config.py"}},
+        "createAdmin": False,
+    }
+    rendering = with_cluster("prod", auth=auth)
+    readers = []
+    for where, spec, _ in pods(rendering):
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            mounts = {m["name"]: m for m in container.get("volumeMounts") or []}
+            env = env_of(container)
+            if "webserver-config" in mounts:
+                readers.append(f"{where}/{container['name']}")
+                mount = mounts["webserver-config"]
+                assert mount["readOnly"] is True
+                path = env["AIRFLOW__FAB__CONFIG_FILE"]["value"]
+                assert path == f"{mount['mountPath']}/webserver_config.py"
+                assert volumes["webserver-config"]["secret"]["secretName"] == "oauth"
+            else:
+                assert "AIRFLOW__FAB__CONFIG_FILE" not in env, where
+    assert readers == ["Deployment/airflow-api-server/api-server"], readers
+    assert not [j for j in rendering.of_kind("Job") if "create-admin" in str(j.object_name)]
+    for where, container in airflow_containers(rendering):
+        names = {e["name"] for e in container.get("env") or []}
+        assert "AIRFLOW_SELF_CHECK_PASSWORD" not in names, where
+
+
+def test_sso_settings_need_fab() -> None:
+    with pytest.raises(pulumi.RunError, match="webserverConfig is FAB's"):
+        parse_config({"auth": {"webserverConfig": {"configMap": {"name": "w", "key": "w.py"}}}})
+    with pytest.raises(pulumi.RunError, match="createAdmin: false needs manager: fab"):
+        parse_config({"auth": {"createAdmin": False}})

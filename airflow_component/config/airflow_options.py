@@ -50,6 +50,7 @@ MANAGED: dict[tuple[str, str], str] = {
     ("api", "port"): "(fixed: 8080, the Service's target)",
     ("api", "secret_key"): "existingSecrets.apiSecretKey",
     ("api_auth", "jwt_secret"): "existingSecrets.jwtSecret",
+    ("fab", "config_file"): "auth.webserverConfig",
     ("celery", "broker_url"): "celery",
     ("celery", "result_backend"): "celery",
     ("celery", "worker_concurrency"): "celery.workers.concurrency",

@@ -7,13 +7,37 @@ from typing import Annotated, Literal
 from pydantic import (
     Field,
     StringConstraints,
+    model_validator,
 )
 
 from .types import (
+    DnsSubdomain,
     NonEmpty,
     SecretKeyRef,
     StrictModel,
 )
+
+
+class ConfigMapKeyRef(StrictModel):
+    """A key in an existing ConfigMap in the deployment's namespace."""
+
+    name: DnsSubdomain = Field(description="Name of the existing ConfigMap.")
+    key: Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
+        description="Key inside the ConfigMap's data."
+    )
+
+
+class WebserverConfigSource(StrictModel):
+    """Where `webserver_config.py` comes from: exactly one of a Secret or a ConfigMap key."""
+
+    secret: SecretKeyRef | None = Field(default=None, description="Secret key (OAuth secrets).")
+    config_map: ConfigMapKeyRef | None = Field(default=None, description="ConfigMap key.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WebserverConfigSource:
+        if (self.secret is None) == (self.config_map is None):
+            raise ValueError("give exactly one of `secret` or `configMap`")
+        return self
 
 
 class AuthConfig(StrictModel):
@@ -31,6 +55,28 @@ class AuthConfig(StrictModel):
     )
     admin_first_name: NonEmpty = Field(default="Airflow", description="Admin first name (FAB).")
     admin_last_name: NonEmpty = Field(default="Admin", description="Admin last name (FAB).")
+    webserver_config: WebserverConfigSource | None = Field(
+        default=None,
+        description=(
+            "FAB's `webserver_config.py` (OAuth, LDAP, roles) from an existing Secret or "
+            "ConfigMap key, mounted read-only where FAB reads it (api-server, admin Job)."
+        ),
+    )
+    create_admin: bool = Field(
+        default=True,
+        description=(
+            "FAB: create the first admin user with the generated password. Turn off when users "
+            "come from SSO; the self-check then skips its login check."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _fab_only(self) -> AuthConfig:
+        if self.manager != "fab" and self.webserver_config is not None:
+            raise ValueError("webserverConfig is FAB's: set manager: fab")
+        if self.manager != "fab" and not self.create_admin:
+            raise ValueError("createAdmin: false needs manager: fab (SimpleAuthManager's users)")
+        return self
 
 
 class ExistingSecrets(StrictModel):

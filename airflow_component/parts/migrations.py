@@ -22,7 +22,7 @@ class Migrations(Part):
             spec=placed(migration_job_spec(runtime), self.config),
             opts=self.opts(),
         )
-        if self.config.auth.manager == "fab":
+        if self.config.auth.manager == "fab" and self.config.auth.create_admin:
             k8s.batch.v1.Job(
                 self.name(CREATE_ADMIN),
                 metadata=self.metadata(CREATE_ADMIN, job=True),
