@@ -122,7 +122,7 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     (
         "ingress TLS without host",
-        _set(LOCAL, "ingress", {"tlsSecretName": "tls"}),
+        _set(LOCAL, "ingress", {"enabled": True, "tlsSecretName": "tls"}),
         "ingress",
         "TLS needs a host",
     ),

@@ -328,3 +328,47 @@ def test_a_secret_the_component_owns_cannot_be_named_as_the_users(
             lambda: AirflowCluster("airflow", AirflowClusterArgs(config=config)), mocks=mocks
         )
     assert mocks.resources == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (
+            {"pgbouncer": {"enabled": False, "maxClientConnections": 500}},
+            r"pgbouncer: maxClientConnections set while enabled is false",
+        ),
+        (
+            {"ingress": {"enabled": False, "host": "a.example.com"}},
+            r"ingress: host set while enabled is false",
+        ),
+        (
+            {"metrics": {"enabled": False, "serviceMonitor": True}},
+            r"metrics: serviceMonitor set while",
+        ),
+        ({"backups": {"enabled": False, "schedule": "0 1 * * *"}}, r"backups: schedule set while"),
+        (
+            {
+                "executors": "CeleryExecutor",
+                "celery": {"flower": {"enabled": False, "ingressPath": "/f"}},
+            },
+            r"flower: ingressPath set while",
+        ),
+        ({"housekeeping": {"cleanupPods": {"enabled": True}}}, r"cleanupPods\.enabled: .* ignored"),
+        (
+            {"logging": {"volume": {"storageClassName": "efs"}, "localSizeLimit": "5Gi"}},
+            r"localSizeLimit .* ignored",
+        ),
+    ],
+)
+def test_a_setting_for_a_switched_off_feature_is_refused_not_ignored(
+    raw: dict[str, Any], named: str
+) -> None:
+    """A setting that would be silently ignored makes the user believe something is configured
+    that is not: refused, naming it."""
+    with pytest.raises(pulumi.RunError, match=named):
+        parse_config(raw)
+
+
+def test_switching_a_feature_off_alone_is_fine() -> None:
+    for raw in ({"pgbouncer": {"enabled": False}}, {"backups": {"enabled": False}}):
+        assert parse_config(raw) is not None

@@ -312,6 +312,18 @@ class AirflowConfig(PodCustomization):
                 "existingSecrets.adminPassword needs auth.manager fab: SimpleAuthManager reads "
                 "a passwords file this component renders from a generated password"
             )
+        cleanup = self.housekeeping.cleanup_pods
+        explicit_cleanup = "enabled" in cleanup.model_fields_set and cleanup.enabled
+        if explicit_cleanup and "KubernetesExecutor" not in self.executors:
+            raise ValueError(
+                "housekeeping.cleanupPods.enabled: it deletes KubernetesExecutor task pods, "
+                "and KubernetesExecutor is not in `executors`: it would be ignored"
+            )
+        if self.logging.volume is not None and "local_size_limit" in self.logging.model_fields_set:
+            raise ValueError(
+                "logging.localSizeLimit sizes the per-pod emptyDir, which logging.volume "
+                "replaces: it would be ignored"
+            )
         api_options = merged(self.airflow_config, self.api_server.airflow_config)
         if problem := api_server_option_problem(api_options):
             raise ValueError(f"apiServer.airflowConfig / airflowConfig: {problem}")

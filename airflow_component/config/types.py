@@ -134,6 +134,22 @@ class StrictModel(BaseModel):
         return data
 
     @model_validator(mode="after")
+    def _nothing_set_for_a_switched_off_feature(self) -> Any:
+        """`enabled: false` with other settings beside it: they would be silently ignored, and
+        the user believes something is configured that is not."""
+        fields = type(self).model_fields
+        if "enabled" in fields and self.__dict__.get("enabled") is False:
+            others = sorted(
+                (fields[name].alias or name) for name in self.model_fields_set - {"enabled"}
+            )
+            if others:
+                raise ValueError(
+                    f"{', '.join(others)} set while enabled is false: they would be ignored; "
+                    "remove them or enable the feature"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _no_nul_characters(self) -> Any:
         """No env var, argument, file or label can carry a NUL: the container would not start.
         (Nested models check their own fields; maps and lists are checked here.)"""
