@@ -1,9 +1,11 @@
-"""The rendered backup CronJob, run for real: Debian's `pg_dump` against a real PostgreSQL with
+"""The rendered backup CronJob, run for real under the kernel's rules (podman + runc, the pod's
+identity, read-only root, memory limit): Debian's `pg_dump` against a real PostgreSQL with
 the rendered credentials, then `pg_restore` of its dump into a fresh database (the restore drill
 the README documents). A wrong password must fail the Job and leave the old dumps alone."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,31 +15,63 @@ import pytest
 from tests.support.rendering import render_stack
 
 from .harness.kubelet import ObjectStore, PodInfo, expand_command, resolve_env
+from .harness.runtime import Bind, ContainerSpec, NodeRuntime, apply_fs_group, memory_bytes
 from .harness.services import PostgresServer
 
 pytestmark = pytest.mark.e2e
 
 
-def backup_container(rendering: Any) -> tuple[dict[str, Any], str]:
+def backup_pod(rendering: Any) -> tuple[dict[str, Any], str]:
     cron = rendering.one("CronJob", "airflow-backup").inputs["spec"]
     spec = cron["jobTemplate"]["spec"]["template"]["spec"]
     container = spec["containers"][0]
     (mount,) = [m["mountPath"] for m in container["volumeMounts"] if m["name"] == "backups"]
-    return container, mount
+    return spec, mount
 
 
 def run_container(
-    container: dict[str, Any],
+    pod_spec: dict[str, Any],
     env: dict[str, str],
     mount: str,
     backups: Path,
     postgres_bin: Path,
 ) -> subprocess.CompletedProcess[str]:
+    """The backup container under the kernel's rules (podman + runc): the pod's uid/gid with
+    fsGroup, no capabilities, a read-only root with only `/backups` and `/tmp` writable, its
+    memory limit. Debian's pg_dump stands in for the postgres image's (same major or newer)."""
+    container = pod_spec["containers"][0]
+    security = {**pod_spec["securityContext"], **container["securityContext"]}
     command, _ = expand_command(container, env)  # as the kubelet does: `$$` -> `$`
-    command = [part.replace(mount, str(backups)) for part in command]
-    full_env = {**env, "PATH": f"{postgres_bin}:/usr/bin:/bin"}
+    work = backups.parent
+    hosts = work / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n")
+    scratch = work / "tmp"
+    scratch.mkdir(exist_ok=True)
+    os.chmod(scratch, 0o777)  # an emptyDir
+    fs_group = int(pod_spec["securityContext"]["fsGroup"])
+    apply_fs_group(backups, "claim", fs_group)  # what the kubelet does to the claim
+    runtime = NodeRuntime(work / "node", [])
+    limit = container["resources"]["limits"]["memory"]
+    spec = ContainerSpec(
+        name=f"e2e-backup-{os.getpid()}-{len(list(work.iterdir()))}",
+        argv=command,
+        env={**env, "PATH": f"{postgres_bin}:/usr/bin:/bin"},
+        workdir=Path("/tmp"),
+        hostname="backup",
+        hosts_file=hosts,
+        user=int(security["runAsUser"]),
+        group=int(security["runAsGroup"]),
+        extra_groups=[fs_group],
+        memory_limit=memory_bytes(limit),
+        binds=[Bind(backups, mount, False), Bind(scratch, "/tmp", False)],
+    )
+    assert security["readOnlyRootFilesystem"] is True
     return subprocess.run(
-        command, env=full_env, capture_output=True, text=True, timeout=120, check=False
+        runtime.run_argv(spec, remove=True),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
 
 
@@ -45,7 +79,8 @@ def test_backup_job_dumps_restores_and_fails_on_a_wrong_password(
     postgres_server: PostgresServer, postgres_bin: Path, tmp_path: Path
 ) -> None:
     rendering = render_stack("staging")
-    container, mount = backup_container(rendering)
+    pod_spec, mount = backup_pod(rendering)
+    container = pod_spec["containers"][0]
     namespace = rendering.outputs["namespace"]
     store = ObjectStore.from_manifests(rendering.manifests())
     pod = PodInfo(name="backup", namespace=namespace, labels={}, annotations={}, service_account="")
@@ -62,7 +97,7 @@ def test_backup_job_dumps_restores_and_fails_on_a_wrong_password(
     backups = tmp_path / "backups"
     backups.mkdir()
 
-    done = run_container(container, env, mount, backups, postgres_bin)
+    done = run_container(pod_spec, env, mount, backups, postgres_bin)
     assert done.returncode == 0, done.stderr
     (dump,) = backups.glob("airflow-*.dump")
 
@@ -91,7 +126,7 @@ def test_backup_job_dumps_restores_and_fails_on_a_wrong_password(
     assert restore.returncode == 0, restore.stderr
     assert postgres_server.psql("SELECT value FROM drill;", database=restored).strip() == marker
 
-    broken = run_container(container, {**env, "PGPASSWORD": "wrong"}, mount, backups, postgres_bin)
+    broken = run_container(pod_spec, {**env, "PGPASSWORD": "wrong"}, mount, backups, postgres_bin)
     assert broken.returncode != 0, "the Job reported success although pg_dump failed"
     assert "password authentication failed" in broken.stderr
     assert sorted(backups.iterdir()) == [dump], "a partial file was left or a dump was lost"

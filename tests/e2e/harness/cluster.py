@@ -296,8 +296,7 @@ class PreparedContainer:
             spec.network = network
             runtime = self.pod.cluster.runtime
             assert runtime is not None
-            run = runtime.run_argv(spec)
-            return [*run[: run.index("run") + 1], "--rm", *run[run.index("run") + 1 :]], {
+            return runtime.run_argv(spec, remove=True), {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin")
             }
         return self.pod._wrap(argv, self.role), {**self.env, **(overrides or {}), **marker}

@@ -136,7 +136,8 @@ class NodeRuntime:
             if not str(path).startswith(("/usr/", "/etc/")):
                 self.system_binds.append(Bind(path, str(path), True))
 
-    def run_argv(self, spec: ContainerSpec) -> list[str]:
+    def run_argv(self, spec: ContainerSpec, remove: bool = False) -> list[str]:
+        """`podman run` for this container (`remove`: a one-off, deleted when it exits)."""
         groups = [f"--group-add={gid}" for gid in sorted(set(spec.extra_groups))]
         memory = (
             ["--memory", str(spec.memory_limit), "--memory-swap", str(spec.memory_limit)]
@@ -154,6 +155,7 @@ class NodeRuntime:
         return [
             *PODMAN_BASE,
             "run",
+            *(["--rm"] if remove else []),
             "--runtime=runc",
             f"--name={spec.name}",
             "--replace",
