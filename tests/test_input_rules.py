@@ -372,3 +372,15 @@ def test_a_setting_for_a_switched_off_feature_is_refused_not_ignored(
 def test_switching_a_feature_off_alone_is_fine() -> None:
     for raw in ({"pgbouncer": {"enabled": False}}, {"backups": {"enabled": False}}):
         assert parse_config(raw) is not None
+
+
+def test_a_generation_bump_without_the_old_key_is_refused_until_rotation_is_confirmed() -> None:
+    """Bumping `fernet.generation` alone would make every encrypted connection and variable
+    unreadable: refused unless the old key is listed, or the finished rotation is confirmed."""
+    with pytest.raises(pulumi.RunError, match=r"fernet\.generation 2 without previousKeys"):
+        parse_config({"fernet": {"generation": 2}})
+    with pytest.raises(pulumi.RunError, match=r"fernet\.generation 3 without previousKeys"):
+        parse_config({"fernet": {"generation": 3, "rotatedGeneration": 2}})
+    old = [{"name": "fernet-old", "key": "fernet-key"}]
+    assert parse_config({"fernet": {"generation": 2, "previousKeys": old}}) is not None
+    assert parse_config({"fernet": {"generation": 2, "rotatedGeneration": 2}}) is not None

@@ -282,6 +282,16 @@ class AirflowConfig(PodCustomization):
                         f"(both read from {env}); keep one"
                     )
                 seen[env] = identifier
+        fernet = self.fernet
+        generated_key = self.existing_secrets.fernet_key is None
+        stranded = fernet.generation > 1 and not fernet.previous_keys
+        if generated_key and stranded and fernet.rotated_generation != fernet.generation:
+            raise ValueError(
+                f"fernet.generation {fernet.generation} without previousKeys: the key that "
+                "encrypted connections and variables would be lost. List the old key in "
+                "previousKeys (README: Fernet key rotation); once the rotation Job has "
+                f"succeeded, remove it and set fernet.rotatedGeneration: {fernet.generation}"
+            )
         current = self.existing_secrets.fernet_key
         for index, previous in enumerate(self.fernet.previous_keys):
             if previous == current:
@@ -324,6 +334,29 @@ class AirflowConfig(PodCustomization):
                 "logging.localSizeLimit sizes the per-pod emptyDir, which logging.volume "
                 "replaces: it would be ignored"
             )
+        top_volumes = {volume.name for volume in self.extra_volumes}
+        blocks: list[tuple[str, PodCustomization | None]] = [
+            ("", self),
+            ("apiServer.", self.api_server),
+            ("scheduler.", self.scheduler),
+            ("dagProcessor.", self.dag_processor),
+            ("triggerer.", self.triggerer),
+            ("celery.workers.", self.celery.workers if self.celery is not None else None),
+        ]
+        for prefix, block in blocks:
+            if block is None:
+                continue
+            own = {volume.name for volume in block.extra_volumes} if block is not self else set()
+            if own & top_volumes:
+                raise ValueError(
+                    f"{prefix}extraVolumes: {sorted(own & top_volumes)} already in extraVolumes"
+                )
+            for index, mount in enumerate(block.extra_volume_mounts):
+                if mount.name not in top_volumes | own:
+                    raise ValueError(
+                        f"{prefix}extraVolumeMounts[{index}]: no volume {mount.name!r} in "
+                        f"{prefix}extraVolumes or extraVolumes"
+                    )
         api_options = merged(self.airflow_config, self.api_server.airflow_config)
         if problem := api_server_option_problem(api_options):
             raise ValueError(f"apiServer.airflowConfig / airflowConfig: {problem}")

@@ -101,3 +101,12 @@ class FernetConfig(StrictModel):
         default_factory=list,
         description="Old keys still accepted for decryption; a Job re-encrypts with the new one.",
     )
+    rotated_generation: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "The generation whose re-encryption Job succeeded: set it to `generation` when you "
+            "remove `previousKeys` (step 3 of the rotation). Without it, a generation above 1 "
+            "with no previous keys is refused: the key that encrypted your data would be lost."
+        ),
+    )
