@@ -37,7 +37,7 @@ from .kube import (
 from .metrics import metrics_env
 from .naming import AIRFLOW_GID, AIRFLOW_HOME, AIRFLOW_UID, LOGS_FOLDER, Naming
 from .needs import Needs, Secret
-from .placement import pod_placement, team_env
+from .placement import pod_placement, team_env, team_mounts, team_volumes
 from .resolve import ResolvedConfig
 from .secrets import (
     URL_HEAD_ENV,
@@ -402,7 +402,10 @@ def airflow_container(
     extra_mounts: Sequence[VolumeMountArgsDict] = (),
 ) -> ContainerArgsDict:
     """An Airflow container: the image entrypoint runs `airflow <args>`."""
-    mounts = airflow_volume_mounts(runtime, needs)
+    mounts = [
+        *airflow_volume_mounts(runtime, needs),
+        *team_mounts(runtime.config, needs.component),
+    ]
     if needs.reads_dags:
         mounts += dag_mounts(runtime.config.dags)
     container: ContainerArgsDict = {
@@ -517,7 +520,7 @@ def airflow_pod_spec(
         "automount_service_account_token": needs.calls_kubernetes_api,
         "security_context": pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),
         "containers": containers,
-        "volumes": [*volumes, *extra_volumes],
+        "volumes": [*volumes, *extra_volumes, *team_volumes(config, needs.component)],
         **pod_placement(config, needs.component),
     }
     if init_containers:

@@ -113,3 +113,43 @@ def _with(template: Any, placement: dict[str, Any], metadata: dict[str, Any]) ->
     for name, values in metadata.items():
         merged_metadata[name] = {**values, **(own.get(name) or {})}
     return {**template, "metadata": merged_metadata, "spec": {**template["spec"], **placement}}
+
+
+def team_volumes(config: ResolvedConfig, component: str) -> list[dict[str, Any]]:
+    """`extraVolumes` for a component's pods: the top level's, then its process block's."""
+    process = team_process(config, component)
+    volumes = [*config.pods.extra_volumes, *(process.extra_volumes if process else [])]
+    rendered = []
+    for volume in volumes:
+        spec: dict[str, Any] = {"name": volume.name}
+        if volume.secret is not None:
+            spec["secret"] = {"secret_name": volume.secret.secret_name, "default_mode": 0o440}
+        elif volume.config_map is not None:
+            spec["config_map"] = {"name": volume.config_map.name}
+        elif volume.empty_dir is not None:
+            spec["empty_dir"] = {"size_limit": volume.empty_dir.size_limit}
+        elif volume.persistent_volume_claim is not None:
+            claim = volume.persistent_volume_claim
+            spec["persistent_volume_claim"] = {
+                "claim_name": claim.claim_name,
+                "read_only": claim.read_only,
+            }
+        rendered.append(spec)
+    return rendered
+
+
+def team_mounts(config: ResolvedConfig, component: str) -> list[dict[str, Any]]:
+    """`extraVolumeMounts` for a component's Airflow containers."""
+    process = team_process(config, component)
+    mounts = [*config.pods.extra_volume_mounts, *(process.extra_volume_mounts if process else [])]
+    rendered = []
+    for mount in mounts:
+        spec: dict[str, Any] = {
+            "name": mount.name,
+            "mount_path": mount.mount_path,
+            "read_only": mount.read_only,
+        }
+        if mount.sub_path:
+            spec["sub_path"] = mount.sub_path
+        rendered.append(spec)
+    return rendered

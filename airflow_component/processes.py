@@ -225,6 +225,8 @@ def flower_process(runtime: AirflowRuntime) -> Process:
             priority_class_name=None,
             pod_annotations=None,
             pod_labels=None,
+            extra_volumes=[],
+            extra_volume_mounts=[],
         ),
         args=args,
         ports=({"name": "flower", "container_port": FLOWER_PORT},),

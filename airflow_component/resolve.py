@@ -54,7 +54,13 @@ from .config import (
     postgres_protected,
 )
 from .config.airflow_options import AirflowOptions
-from .config.extensions import ExtraEnvVar, PodCustomization, Toleration
+from .config.extensions import (
+    ExtraEnvVar,
+    ExtraVolume,
+    ExtraVolumeMount,
+    PodCustomization,
+    Toleration,
+)
 from .config.sizing import CELERY_SLOT, LOCAL_SLOT, with_task_slots
 
 Record = TypeVar("Record")
@@ -82,6 +88,8 @@ class Process:
     priority_class_name: str | None
     pod_annotations: dict[str, str] | None
     pod_labels: dict[str, str] | None
+    extra_volumes: list[ExtraVolume]
+    extra_volume_mounts: list[ExtraVolumeMount]
 
 
 @dataclass(frozen=True)

@@ -273,3 +273,82 @@ def test_sso_settings_need_fab() -> None:
         parse_config({"auth": {"webserverConfig": {"configMap": {"name": "w", "key": "w.py"}}}})
     with pytest.raises(pulumi.RunError, match="createAdmin: false needs manager: fab"):
         parse_config({"auth": {"createAdmin": False}})
+
+
+def test_extra_volumes_reach_airflow_pods_valid_and_restricted() -> None:
+    """A CA bundle from a ConfigMap, mounted in every Airflow container: the manifests stay
+    strict-valid and every pod stays Pod Security "restricted"."""
+    from tests.test_manifests import KUBERNETES_VERSIONS, strict_errors
+    from tests.test_pod_security import restricted_violations
+
+    rendering = with_cluster(
+        "prod",
+        extraVolumes=[{"name": "ca-bundle", "configMap": {"name": "corporate-ca"}}],
+        extraVolumeMounts=[
+            {"name": "ca-bundle", "mountPath": "/etc/ssl/certs/corporate.pem", "subPath": "ca.pem"}
+        ],
+        extraEnv=[{"name": "REQUESTS_CA_BUNDLE", "value": "/etc/ssl/certs/corporate.pem"}],
+    )
+    containers = airflow_containers(rendering)
+    for where, container in containers:
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "ca-bundle"]
+        assert mount["mountPath"] == "/etc/ssl/certs/corporate.pem" and mount["readOnly"], where
+    for where, spec, pod_annotations in pods(rendering):
+        if any(AIRFLOW_IMAGE.search(c["image"]) for c in spec["containers"]):
+            names = {v["name"] for v in spec.get("volumes") or []}
+            assert "ca-bundle" in names, where
+        assert not restricted_violations(spec, pod_annotations), where
+    for version in KUBERNETES_VERSIONS:
+        errors = [e for m in rendering.manifests() if (e := strict_errors(m, version))]
+        assert not errors, errors
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (
+            {
+                "extraVolumes": [{"name": "x", "emptyDir": {}}],
+                "extraVolumeMounts": [{"name": "x", "mountPath": "/opt/airflow/logs"}],
+            },
+            r"would shadow /opt/airflow",
+        ),
+        ({"extraVolumeMounts": [{"name": "nope", "mountPath": "/data"}]}, r"no volume 'nope'"),
+        ({"extraVolumes": [{"name": "logs", "emptyDir": {}}]}, r"'logs' is a volume of the"),
+        (
+            {"extraVolumes": [{"name": "h", "hostPath": {"path": "/var/run/docker.sock"}}]},
+            r"hostPath",
+        ),
+        (
+            {
+                "extraVolumes": [{"name": "x", "emptyDir": {}}],
+                "extraVolumeMounts": [{"name": "x", "mountPath": "/data/../opt"}],
+            },
+            r"'\.\.' is not allowed",
+        ),
+    ],
+)
+def test_an_extra_volume_that_breaks_the_pod_is_refused(raw: dict[str, Any], named: str) -> None:
+    with pytest.raises(pulumi.RunError, match=named):
+        parse_config(raw)
+
+
+@pytest.mark.parametrize("stack", ["local", "staging", "prod"])
+def test_the_reserved_names_and_paths_cover_every_rendered_one(stack: str) -> None:
+    """Keeps the lists honest: a team's volume or mount can never collide with ours."""
+    from airflow_component.config.extensions import RESERVED_MOUNT_PATHS, RESERVED_VOLUME_NAMES
+
+    for where, spec, _ in pods(render_stack(stack)):
+        if not any(AIRFLOW_IMAGE.search(c["image"]) for c in spec["containers"]):
+            continue
+        for volume in spec.get("volumes") or []:
+            assert volume["name"] in RESERVED_VOLUME_NAMES, (where, volume["name"])
+        for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            if not AIRFLOW_IMAGE.search(container["image"]):
+                continue
+            for mount in container.get("volumeMounts") or []:
+                path = mount["mountPath"]
+                assert any(
+                    path == reserved or path.startswith(reserved + "/")
+                    for reserved in RESERVED_MOUNT_PATHS
+                ), (where, path)

@@ -11,7 +11,16 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from .airflow_options import AirflowOptions, validate_options
-from .types import LABEL_KEY, LABEL_VALUE, DnsSubdomain, SecretKeyRef, StrictModel, _matching
+from .types import (
+    LABEL_KEY,
+    LABEL_VALUE,
+    DnsLabel,
+    DnsSubdomain,
+    SecretKeyRef,
+    StorageSize,
+    StrictModel,
+    _matching,
+)
 
 LabelKey = Annotated[str, _matching(LABEL_KEY, "a label key")]
 LabelValue = Annotated[str, _matching(LABEL_VALUE, "a label value")]
@@ -22,6 +31,24 @@ EnvName = Annotated[
 ]
 
 RESERVED_LABEL_PREFIXES = ("app.kubernetes.io/", "airflow-k8s/")
+# Volume names the component's pods use.
+RESERVED_VOLUME_NAMES = frozenset(
+    {
+        "logs",
+        "tmp",
+        "airflow-cfg",
+        "dags",
+        "simple-auth",
+        "simple-auth-secret",
+        "webserver-config",
+        "git-secret",
+        "git-sync-tmp",
+        "pod-template",
+        "pools",
+        "self-check",
+        "declared",
+    }
+)
 RESERVED_ANNOTATION_PREFIXES = ("checksum/",)
 
 # Env names this component sets or reserves, and what to use instead.
@@ -94,6 +121,95 @@ class Toleration(StrictModel):
         return self
 
 
+ContainerPath = Annotated[
+    str,
+    StringConstraints(max_length=1024),
+    _matching(r"^/[A-Za-z0-9._/-]*$", "an absolute path (letters, digits, . _ / -)"),
+]
+# Paths the component mounts in Airflow containers (a test holds the renderings to it): a team's
+# mount must be neither one of them, inside one, nor above one (it would shadow it).
+RESERVED_MOUNT_PATHS = (
+    "/opt/airflow/airflow.cfg",
+    "/opt/airflow/dags",
+    "/opt/airflow/logs",
+    "/opt/airflow/pod_templates",
+    "/opt/airflow/pools",
+    "/opt/airflow/secrets",
+    "/opt/airflow/self-check",
+    "/opt/airflow/simple-auth",
+    "/opt/airflow/auth-config",
+    "/tmp",
+)
+
+
+class SecretVolumeSource(StrictModel):
+    secret_name: DnsSubdomain = Field(description="An existing Secret.")
+
+
+class ConfigMapVolumeSource(StrictModel):
+    name: DnsSubdomain = Field(description="An existing ConfigMap.")
+
+
+class EmptyDirVolumeSource(StrictModel):
+    size_limit: StorageSize = Field(default="1Gi", description="sizeLimit of the emptyDir.")
+
+
+class ClaimVolumeSource(StrictModel):
+    claim_name: DnsSubdomain = Field(description="An existing PersistentVolumeClaim.")
+    read_only: bool = Field(default=True, description="Mount the claim read-only.")
+
+
+class ExtraVolume(StrictModel):
+    """A volume for extra mounts: only kinds Pod Security "restricted" allows (no hostPath)."""
+
+    name: DnsLabel = Field(description="Volume name (must not be one of the component's).")
+    secret: SecretVolumeSource | None = Field(default=None, description="From a Secret.")
+    config_map: ConfigMapVolumeSource | None = Field(default=None, description="From a ConfigMap.")
+    empty_dir: EmptyDirVolumeSource | None = Field(default=None, description="Scratch space.")
+    persistent_volume_claim: ClaimVolumeSource | None = Field(
+        default=None, description="An existing claim."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExtraVolume:
+        sources = [
+            self.secret,
+            self.config_map,
+            self.empty_dir,
+            self.persistent_volume_claim,
+        ]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                f"{self.name}: give exactly one of secret, configMap, emptyDir, "
+                "persistentVolumeClaim"
+            )
+        return self
+
+
+class ExtraVolumeMount(StrictModel):
+    """Where an extra volume appears in the process's main container."""
+
+    name: DnsLabel = Field(description="An `extraVolumes` name.")
+    mount_path: ContainerPath = Field(description="Absolute path in the container.")
+    read_only: bool = Field(default=True, description="Mount read-only.")
+    sub_path: Annotated[str, _matching(r"^[A-Za-z0-9._-][A-Za-z0-9._/-]*$", "a relative path")] | (
+        None
+    ) = Field(default=None, description="A file or directory inside the volume.")
+
+    @model_validator(mode="after")
+    def _not_ours(self) -> ExtraVolumeMount:
+        path = self.mount_path.rstrip("/")
+        for reserved in RESERVED_MOUNT_PATHS:
+            inside = path == reserved or path.startswith(reserved + "/")
+            if inside or path == "" or reserved.startswith(path + "/"):
+                raise ValueError(
+                    f"{self.mount_path}: would shadow {reserved}, which the component mounts"
+                )
+        if ".." in self.mount_path.split("/") or ".." in (self.sub_path or "").split("/"):
+            raise ValueError(f"{self.mount_path}: '..' is not allowed")
+        return self
+
+
 class PodCustomization(StrictModel):
     """Options, env and placement; on a process block it overrides the top level."""
 
@@ -128,6 +244,24 @@ class PodCustomization(StrictModel):
         default=None,
         description="Labels on the pods; `app.kubernetes.io/*` and `airflow-k8s/*` are ours.",
     )
+    extra_volumes: list[ExtraVolume] = Field(
+        default_factory=list,
+        description="Volumes added to the Airflow pods (Secret, ConfigMap, emptyDir, claim).",
+    )
+    extra_volume_mounts: list[ExtraVolumeMount] = Field(
+        default_factory=list,
+        description="Mounts of `extraVolumes` in the Airflow containers (a CA bundle, plugins).",
+    )
+
+    @model_validator(mode="after")
+    def _mounts_name_volumes(self) -> PodCustomization:
+        names = [volume.name for volume in self.extra_volumes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"extraVolumes: a name is used twice in {names}")
+        for name in names:
+            if name in RESERVED_VOLUME_NAMES:
+                raise ValueError(f"extraVolumes: {name!r} is a volume of the component's")
+        return self
 
     @field_validator("pod_labels")
     @classmethod
