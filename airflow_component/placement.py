@@ -76,7 +76,49 @@ def pod_placement(config: ResolvedConfig, component: str | None = None) -> dict[
         ]
     if (priority := pick("priority_class_name")) is not None:
         placement["priority_class_name"] = priority
+    if (affinity := pick("node_affinity")) is not None:
+        placement["affinity"] = {"node_affinity": _node_affinity(affinity)}
     return placement
+
+
+def _term(term: Any) -> dict[str, Any]:
+    return {
+        "match_expressions": [
+            {"key": e.key, "operator": e.operator, **({"values": e.values} if e.values else {})}
+            for e in term.match_expressions
+        ]
+    }
+
+
+def _node_affinity(affinity: Any) -> dict[str, Any]:
+    rendered: dict[str, Any] = {}
+    if affinity.required:
+        rendered["required_during_scheduling_ignored_during_execution"] = {
+            "node_selector_terms": [_term(term) for term in affinity.required]
+        }
+    if affinity.preferred:
+        rendered["preferred_during_scheduling_ignored_during_execution"] = [
+            {"weight": p.weight, "preference": _term(p.preference)} for p in affinity.preferred
+        ]
+    return rendered
+
+
+def team_spread(
+    config: ResolvedConfig, component: str, selector_labels: dict[str, str]
+) -> list[Any]:
+    """The team's topology spread for a long-running process, selecting its own pods."""
+    process = team_process(config, component)
+    own = process.topology_spread if process is not None else None
+    chosen = own if own is not None else config.pods.topology_spread
+    return [
+        {
+            "max_skew": c.max_skew,
+            "topology_key": c.topology_key,
+            "when_unsatisfiable": c.when_unsatisfiable,
+            "label_selector": {"match_labels": dict(selector_labels)},
+        }
+        for c in chosen or []
+    ]
 
 
 def pod_metadata(config: ResolvedConfig, component: str | None = None) -> dict[str, Any]:

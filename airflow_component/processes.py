@@ -8,6 +8,7 @@ command, ports, Airflow's own health checks and the process's `Needs` differ.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
@@ -36,6 +37,7 @@ from .needs import (
     Needs,
     needs_of,
 )
+from .placement import team_spread
 from .resolve import Process as ProcessSettings
 
 
@@ -227,6 +229,8 @@ def flower_process(runtime: AirflowRuntime) -> Process:
             pod_labels=None,
             extra_volumes=[],
             extra_volume_mounts=[],
+            node_affinity=None,
+            topology_spread=None,
         ),
         args=args,
         ports=({"name": "flower", "container_port": FLOWER_PORT},),
@@ -276,8 +280,14 @@ def deployment_spec(runtime: AirflowRuntime, process: Process) -> DeploymentSpec
     )
     autoscaled = process.needs.autoscaled
     replicas = process.settings.replicas
+    spread: list[Any] = []
     if (replicas > 1 or autoscaled) and runtime.config.availability.spread_across_nodes:
-        pod_spec["topology_spread_constraints"] = topology_spread(runtime.naming, process.component)
+        spread = list(topology_spread(runtime.naming, process.component))
+    team = team_spread(runtime.config, process.component, runtime.naming.labels(process.component))
+    keys = {constraint["topology_key"] for constraint in team}
+    spread = [c for c in spread if c["topology_key"] not in keys] + team
+    if spread:
+        pod_spec["topology_spread_constraints"] = spread
     spec: DeploymentSpecArgsDict = {
         "selector": {"match_labels": labels},
         # Surge first, so a rollout never drops below the configured replica count.

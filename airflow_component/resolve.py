@@ -58,8 +58,10 @@ from .config.extensions import (
     ExtraEnvVar,
     ExtraVolume,
     ExtraVolumeMount,
+    NodeAffinity,
     PodCustomization,
     Toleration,
+    TopologySpread,
 )
 from .config.sizing import CELERY_SLOT, LOCAL_SLOT, with_task_slots
 
@@ -90,6 +92,8 @@ class Process:
     pod_labels: dict[str, str] | None
     extra_volumes: list[ExtraVolume]
     extra_volume_mounts: list[ExtraVolumeMount]
+    node_affinity: NodeAffinity | None
+    topology_spread: list[TopologySpread] | None
 
 
 @dataclass(frozen=True)

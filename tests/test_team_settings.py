@@ -352,3 +352,70 @@ def test_the_reserved_names_and_paths_cover_every_rendered_one(stack: str) -> No
                     path == reserved or path.startswith(reserved + "/")
                     for reserved in RESERVED_MOUNT_PATHS
                 ), (where, path)
+
+
+def test_node_affinity_reaches_every_pod_and_spread_merges_with_ours() -> None:
+    """Required node terms reach every pod; a zone spread on the scheduler joins the
+    component's own node spread, and a team's node spread replaces it."""
+    from tests.test_manifests import KUBERNETES_VERSIONS, strict_errors
+
+    affinity = {
+        "required": [
+            {
+                "matchExpressions": [
+                    {"key": "node.kubernetes.io/pool", "operator": "In", "values": ["airflow"]}
+                ]
+            }
+        ],
+        "preferred": [
+            {
+                "weight": 50,
+                "preference": {"matchExpressions": [{"key": "spot", "operator": "DoesNotExist"}]},
+            }
+        ],
+    }
+    scheduler = {
+        **cluster_config("prod").get("scheduler", {}),
+        "topologySpread": [
+            {"topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"}
+        ],
+    }
+    workers = {
+        **cluster_config("prod")["celery"],
+        "workers": {
+            **cluster_config("prod")["celery"]["workers"],
+            "topologySpread": [{"topologyKey": "kubernetes.io/hostname", "maxSkew": 2}],
+        },
+    }
+    rendering = with_cluster("prod", nodeAffinity=affinity, scheduler=scheduler, celery=workers)
+    for where, spec, _ in pods(rendering):
+        terms = spec["affinity"]["nodeAffinity"]
+        required = terms["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert required[0]["matchExpressions"][0]["values"] == ["airflow"], where
+        assert terms["preferredDuringSchedulingIgnoredDuringExecution"][0]["weight"] == 50, where
+    spec = rendering.one("Deployment", "airflow-scheduler").inputs["spec"]["template"]["spec"]
+    keys = {c["topologyKey"]: c for c in spec["topologySpreadConstraints"]}
+    assert set(keys) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    zone = keys["topology.kubernetes.io/zone"]
+    assert zone["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "scheduler"
+    worker = rendering.one("Deployment", "airflow-worker").inputs["spec"]["template"]["spec"]
+    (only,) = worker["topologySpreadConstraints"]
+    assert only["topologyKey"] == "kubernetes.io/hostname" and only["maxSkew"] == 2
+    for version in KUBERNETES_VERSIONS:
+        errors = [e for m in rendering.manifests() if (e := strict_errors(m, version))]
+        assert not errors, errors
+
+
+@pytest.mark.parametrize(
+    ("term", "named"),
+    [
+        ({"key": "a", "operator": "In"}, "In needs values"),
+        ({"key": "a", "operator": "Exists", "values": ["x"]}, "Exists takes no values"),
+        ({"key": "a", "operator": "Gt", "values": ["x"]}, "one integer value"),
+    ],
+)
+def test_a_node_requirement_kubernetes_would_reject_is_refused(
+    term: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(pulumi.RunError, match=named):
+        parse_config({"nodeAffinity": {"required": [{"matchExpressions": [term]}]}})

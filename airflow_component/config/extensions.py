@@ -210,6 +210,61 @@ class ExtraVolumeMount(StrictModel):
         return self
 
 
+class NodeSelectorRequirement(StrictModel):
+    """A node label requirement."""
+
+    key: LabelKey = Field(description="Node label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"] = Field(
+        description="How the label is matched."
+    )
+    values: list[LabelValue] = Field(default_factory=list, description="Values to match.")
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> NodeSelectorRequirement:
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"{self.key}: {self.operator} takes no values")
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"{self.key}: {self.operator} needs values")
+        if self.operator in ("Gt", "Lt") and (
+            len(self.values) != 1 or not self.values[0].lstrip("-").isdigit()
+        ):
+            raise ValueError(f"{self.key}: {self.operator} needs exactly one integer value")
+        return self
+
+
+class NodeSelectorTerm(StrictModel):
+    match_expressions: list[NodeSelectorRequirement] = Field(
+        min_length=1, description="All must hold."
+    )
+
+
+class PreferredNodeTerm(StrictModel):
+    weight: int = Field(ge=1, le=100, description="Preference weight (1-100).")
+    preference: NodeSelectorTerm = Field(description="The preferred node labels.")
+
+
+class NodeAffinity(StrictModel):
+    """Which nodes the pods may (required) or would rather (preferred) run on."""
+
+    required: list[NodeSelectorTerm] = Field(
+        default_factory=list, description="Any one term must hold (scheduling requirement)."
+    )
+    preferred: list[PreferredNodeTerm] = Field(
+        default_factory=list, description="Weighted preferences."
+    )
+
+
+class TopologySpread(StrictModel):
+    """Spread a process's pods over a topology (zones, nodes); the selector is the process's own
+    pods."""
+
+    topology_key: LabelKey = Field(description="Node label, e.g. topology.kubernetes.io/zone.")
+    max_skew: int = Field(default=1, ge=1, description="Largest allowed difference.")
+    when_unsatisfiable: Literal["DoNotSchedule", "ScheduleAnyway"] = Field(
+        default="ScheduleAnyway", description="Block scheduling or only prefer."
+    )
+
+
 class PodCustomization(StrictModel):
     """Options, env and placement; on a process block it overrides the top level."""
 
@@ -243,6 +298,16 @@ class PodCustomization(StrictModel):
     pod_labels: dict[LabelKey, LabelValue] | None = Field(
         default=None,
         description="Labels on the pods; `app.kubernetes.io/*` and `airflow-k8s/*` are ours.",
+    )
+    node_affinity: NodeAffinity | None = Field(
+        default=None, description="Node affinity of the pods (required and preferred terms)."
+    )
+    topology_spread: list[TopologySpread] | None = Field(
+        default=None,
+        description=(
+            "Spread constraints for the long-running processes' pods; one on "
+            "kubernetes.io/hostname replaces the component's own node spreading."
+        ),
     )
     extra_volumes: list[ExtraVolume] = Field(
         default_factory=list,
