@@ -37,7 +37,7 @@ from .kube import (
 from .metrics import metrics_env
 from .naming import AIRFLOW_GID, AIRFLOW_HOME, AIRFLOW_UID, LOGS_FOLDER, Naming
 from .needs import Needs, Secret
-from .placement import pod_placement, team_env, team_mounts, team_volumes
+from .placement import pod_placement, team_containers, team_env, team_mounts, team_volumes
 from .resolve import ResolvedConfig
 from .secrets import (
     URL_HEAD_ENV,
@@ -514,6 +514,10 @@ def airflow_pod_spec(
         containers = [*containers, log_groomer_container(runtime)]
     if wait_for_migrations:
         init_containers.append(wait_for_migrations_container(runtime))
+    # A team's containers for this process: after ours (the schema is current when they run).
+    team_init, team_sidecars = team_containers(config, needs.component)
+    init_containers += team_init
+    containers = [*containers, *team_sidecars]
     spec: PodSpecArgsDict = {
         "service_account_name": runtime.naming.object(needs.account),
         # A token only where the process calls the Kubernetes API.

@@ -8,7 +8,14 @@ from typing import Any
 from pulumi_kubernetes.core.v1 import EnvVarArgsDict
 
 from .config.airflow_options import SecretOptionValue, as_text, env_name, merged
-from .kube import plain_env, secret_env
+from .config.extensions import ExtraContainer
+from .kube import (
+    container_security_context,
+    literal,
+    plain_env,
+    resource_requirements,
+    secret_env,
+)
 from .needs import API_SERVER, DAG_PROCESSOR, SCHEDULER, TRIGGERER, WORKER
 from .resolve import Process, ResolvedConfig
 
@@ -195,3 +202,56 @@ def team_mounts(config: ResolvedConfig, component: str) -> list[dict[str, Any]]:
             spec["sub_path"] = mount.sub_path
         rendered.append(spec)
     return rendered
+
+
+def _container(spec: ExtraContainer) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": spec.name,
+        "image": spec.image,
+        "resources": resource_requirements(spec.resources),
+        "security_context": container_security_context(),
+    }
+    if spec.command is not None:
+        container["command"] = [literal(part) for part in spec.command]
+    if spec.args is not None:
+        container["args"] = [literal(part) for part in spec.args]
+    if spec.env:
+        container["env"] = [
+            secret_env(item.name, item.secret)
+            if item.secret is not None
+            else plain_env(item.name, item.value or "")
+            for item in spec.env
+        ]
+    if spec.volume_mounts:
+        container["volume_mounts"] = [
+            {
+                "name": mount.name,
+                "mount_path": mount.mount_path,
+                "read_only": mount.read_only,
+                **({"sub_path": mount.sub_path} if mount.sub_path else {}),
+            }
+            for mount in spec.volume_mounts
+        ]
+    if spec.ports:
+        container["ports"] = [
+            {
+                "container_port": port.container_port,
+                "protocol": port.protocol,
+                **({"name": port.name} if port.name else {}),
+            }
+            for port in spec.ports
+        ]
+    return container
+
+
+def team_containers(
+    config: ResolvedConfig, component: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(init containers, sidecars) a process block adds to its pods."""
+    process = team_process(config, component)
+    if process is None:
+        return [], []
+    return (
+        [_container(spec) for spec in process.extra_init_containers],
+        [_container(spec) for spec in process.extra_containers],
+    )

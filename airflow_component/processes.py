@@ -231,6 +231,8 @@ def flower_process(runtime: AirflowRuntime) -> Process:
             extra_volume_mounts=[],
             node_affinity=None,
             topology_spread=None,
+            extra_containers=[],
+            extra_init_containers=[],
         ),
         args=args,
         ports=({"name": "flower", "container_port": FLOWER_PORT},),

@@ -55,6 +55,7 @@ from .config import (
 )
 from .config.airflow_options import AirflowOptions
 from .config.extensions import (
+    ExtraContainer,
     ExtraEnvVar,
     ExtraVolume,
     ExtraVolumeMount,
@@ -94,6 +95,8 @@ class Process:
     extra_volume_mounts: list[ExtraVolumeMount]
     node_affinity: NodeAffinity | None
     topology_spread: list[TopologySpread] | None
+    extra_containers: list[ExtraContainer]
+    extra_init_containers: list[ExtraContainer]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+import types
 import typing
 from typing import Any
 
@@ -174,7 +175,10 @@ def _numeric_paths(model: type[Any], prefix: tuple[str, ...] = ()) -> list[tuple
     for name, field in model.model_fields.items():
         key = (*prefix, field.alias or name)
         annotation = field.annotation
-        candidates = [annotation, *typing.get_args(annotation)]
+        # The model itself or an Optional of it; not list/dict items (no path of keys reaches
+        # those).
+        is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        candidates = [annotation, *(typing.get_args(annotation) if is_union else ())]
         nested = [c for c in candidates if isinstance(c, type) and issubclass(c, StrictModel)]
         if _is_number(annotation):
             found.append(key)

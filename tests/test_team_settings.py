@@ -336,11 +336,20 @@ def test_an_extra_volume_that_breaks_the_pod_is_refused(raw: dict[str, Any], nam
 @pytest.mark.parametrize("stack", ["local", "staging", "prod"])
 def test_the_reserved_names_and_paths_cover_every_rendered_one(stack: str) -> None:
     """Keeps the lists honest: a team's volume or mount can never collide with ours."""
-    from airflow_component.config.extensions import RESERVED_MOUNT_PATHS, RESERVED_VOLUME_NAMES
+    from airflow_component.config.extensions import (
+        RESERVED_CONTAINER_NAMES,
+        RESERVED_MOUNT_PATHS,
+        RESERVED_VOLUME_NAMES,
+    )
 
     for where, spec, _ in pods(render_stack(stack)):
         if not any(AIRFLOW_IMAGE.search(c["image"]) for c in spec["containers"]):
             continue
+        for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            name = container["name"]
+            # Jobs and CronJobs name their one container after themselves.
+            if not where.startswith(("Job/", "CronJob/")):
+                assert name in RESERVED_CONTAINER_NAMES, (where, name)
         for volume in spec.get("volumes") or []:
             assert volume["name"] in RESERVED_VOLUME_NAMES, (where, volume["name"])
         for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
@@ -419,3 +428,75 @@ def test_a_node_requirement_kubernetes_would_reject_is_refused(
 ) -> None:
     with pytest.raises(pulumi.RunError, match=named):
         parse_config({"nodeAffinity": {"required": [{"matchExpressions": [term]}]}})
+
+
+def test_a_process_sidecar_and_init_container_stay_restricted_and_valid() -> None:
+    from tests.test_manifests import KUBERNETES_VERSIONS, strict_errors
+    from tests.test_pod_security import restricted_violations
+
+    resources = {
+        "requests": {"cpu": "50m", "memory": "64Mi"},
+        "limits": {"cpu": "200m", "memory": "128Mi"},
+    }
+    scheduler = {
+        **cluster_config("prod").get("scheduler", {}),
+        "extraContainers": [
+            {
+                "name": "sql-proxy",
+                "image": "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2.14.0",
+                "args": ["--port=5432", "project:region:$(INSTANCE)"],
+                "resources": resources,
+                "ports": [{"containerPort": 5432, "name": "sql"}],
+            }
+        ],
+        "extraInitContainers": [
+            {
+                "name": "fetch-plugins",
+                "image": "busybox:1.36",
+                "command": ["sh", "-c", "echo ready"],
+                "resources": resources,
+                "volumeMounts": [{"name": "plugins", "mountPath": "/plugins", "readOnly": False}],
+            }
+        ],
+        "extraVolumes": [{"name": "plugins", "emptyDir": {}}],
+    }
+    rendering = with_cluster("prod", scheduler=scheduler)
+    spec = rendering.one("Deployment", "airflow-scheduler").inputs["spec"]["template"]["spec"]
+    sidecar = next(c for c in spec["containers"] if c["name"] == "sql-proxy")
+    assert sidecar["args"][1] == "project:region:$$(INSTANCE)"  # text as written, not expanded
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    names = [c["name"] for c in spec["initContainers"]]
+    assert names.index("fetch-plugins") > names.index("wait-for-migrations")
+    assert not restricted_violations(spec, {})
+    others = [r for r in rendering.of_kind("Deployment") if r.object_name != "airflow-scheduler"]
+    for other in others:
+        containers = other.inputs["spec"]["template"]["spec"]["containers"]
+        assert "sql-proxy" not in [c["name"] for c in containers], other.object_name
+    for version in KUBERNETES_VERSIONS:
+        errors = [e for m in rendering.manifests() if (e := strict_errors(m, version))]
+        assert not errors, errors
+
+
+@pytest.mark.parametrize(
+    ("container", "named"),
+    [
+        ({"name": "scheduler", "image": "x:1"}, "a container of the component's"),
+        ({"name": "side", "image": "x:1"}, "resources"),
+    ],
+)
+def test_an_extra_container_that_would_break_the_pod_is_refused(
+    container: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(pulumi.RunError, match=named):
+        parse_config({"scheduler": {"extraContainers": [container]}})
+    resources = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+    dangling = {
+        "name": "side",
+        "image": "x:1",
+        "resources": resources,
+        "volumeMounts": [{"name": "nowhere", "mountPath": "/data"}],
+    }
+    with pytest.raises(
+        pulumi.RunError, match=r"extraContainers\[0\]\.volumeMounts\[0\]: no volume"
+    ):
+        parse_config({"scheduler": {"extraContainers": [dangling]}})

@@ -16,6 +16,8 @@ from .types import (
     LABEL_VALUE,
     DnsLabel,
     DnsSubdomain,
+    NonEmpty,
+    Resources,
     SecretKeyRef,
     StorageSize,
     StrictModel,
@@ -50,6 +52,23 @@ RESERVED_VOLUME_NAMES = frozenset(
     }
 )
 RESERVED_ANNOTATION_PREFIXES = ("checksum/",)
+# Container names the component's pods use.
+RESERVED_CONTAINER_NAMES = frozenset(
+    {
+        "api-server",
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "worker",
+        "flower",
+        "git-sync",
+        "git-sync-init",
+        "log-groomer",
+        "wait-for-migrations",
+        "simple-auth-passwords",
+        "base",
+    }
+)
 
 # Env names this component sets or reserves, and what to use instead.
 RESERVED_ENV_PREFIXES = {
@@ -361,4 +380,35 @@ class PodCustomization(StrictModel):
             if item.name in seen:
                 raise ValueError(f"{item.name}: set twice")
             seen.add(item.name)
+        return value
+
+
+class ExtraContainerPort(StrictModel):
+    container_port: int = Field(ge=1, le=65535, description="Port number.")
+    name: DnsLabel | None = Field(default=None, description="Port name (at most 15 characters).")
+    protocol: Literal["TCP", "UDP"] = Field(default="TCP", description="Protocol.")
+
+
+class ExtraContainer(StrictModel):
+    """A container added to a process's pods: a sidecar (`extraContainers`) or a step before the
+    process starts (`extraInitContainers`). It runs under the pod's restricted security context
+    (non-root, no capabilities, read-only root); its command and args reach it exactly as written
+    (`$` is escaped for the kubelet)."""
+
+    name: DnsLabel = Field(description="Container name (not one of the component's).")
+    image: NonEmpty = Field(description="Image reference.")
+    command: list[str] | None = Field(default=None, description="Entrypoint override.")
+    args: list[str] | None = Field(default=None, description="Arguments.")
+    env: list[ExtraEnvVar] = Field(default_factory=list, description="Environment.")
+    resources: Resources = Field(description="Requests and limits (required, like ours).")
+    volume_mounts: list[ExtraVolumeMount] = Field(
+        default_factory=list, description="Mounts of `extraVolumes`."
+    )
+    ports: list[ExtraContainerPort] = Field(default_factory=list, description="Ports.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_ours(cls, value: str) -> str:
+        if value in RESERVED_CONTAINER_NAMES:
+            raise ValueError(f"{value!r} is a container of the component's")
         return value

@@ -11,7 +11,7 @@ from pydantic import (
 )
 
 from ..versions import REDIS_IMAGE
-from .extensions import PodCustomization
+from .extensions import ExtraContainer, PodCustomization
 from .types import (
     DnsSubdomain,
     NonEmpty,
@@ -28,6 +28,14 @@ class ProcessConfig(PodCustomization):
     replicas: int = Field(default=1, ge=1, le=50, description="Number of pods.")
     resources: Resources | None = Field(
         default=None, description="Requests/limits; defaults depend on `environment`."
+    )
+    extra_containers: list[ExtraContainer] = Field(
+        default_factory=list,
+        description="Sidecars in this process's pods (restricted security context enforced).",
+    )
+    extra_init_containers: list[ExtraContainer] = Field(
+        default_factory=list,
+        description="Containers that run to completion before this process starts.",
     )
 
 

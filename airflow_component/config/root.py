@@ -14,6 +14,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.alias_generators import to_camel
 
 from ..versions import AIRFLOW_IMAGE_REPOSITORY, AIRFLOW_VERSION
 from .airflow_options import api_server_option_problem, merged
@@ -351,10 +352,20 @@ class AirflowConfig(PodCustomization):
                 raise ValueError(
                     f"{prefix}extraVolumes: {sorted(own & top_volumes)} already in extraVolumes"
                 )
-            for index, mount in enumerate(block.extra_volume_mounts):
+            mounts = [
+                (f"extraVolumeMounts[{i}]", m) for i, m in enumerate(block.extra_volume_mounts)
+            ]
+            for kind in ("extra_containers", "extra_init_containers"):
+                for index, container in enumerate(getattr(block, kind, [])):
+                    key = f"{to_camel(kind)}[{index}]"
+                    mounts += [
+                        (f"{key}.volumeMounts[{i}]", m)
+                        for i, m in enumerate(container.volume_mounts)
+                    ]
+            for where, mount in mounts:
                 if mount.name not in top_volumes | own:
                     raise ValueError(
-                        f"{prefix}extraVolumeMounts[{index}]: no volume {mount.name!r} in "
+                        f"{prefix}{where}: no volume {mount.name!r} in "
                         f"{prefix}extraVolumes or extraVolumes"
                     )
         api_options = merged(self.airflow_config, self.api_server.airflow_config)
