@@ -37,7 +37,7 @@ from .kube import (
 from .metrics import metrics_env
 from .naming import AIRFLOW_GID, AIRFLOW_HOME, AIRFLOW_UID, LOGS_FOLDER, Naming
 from .needs import Needs, Secret
-from .placement import pod_placement, team_containers, team_env, team_mounts, team_volumes
+from .placement import team_containers, team_env, team_mounts, team_volumes
 from .resolve import ResolvedConfig
 from .secrets import (
     URL_HEAD_ENV,
@@ -525,7 +525,6 @@ def airflow_pod_spec(
         "security_context": pod_security_context(AIRFLOW_UID, AIRFLOW_GID, AIRFLOW_GID),
         "containers": containers,
         "volumes": [*volumes, *extra_volumes, *team_volumes(config, needs.component)],
-        **pod_placement(config, needs.component),
     }
     if init_containers:
         spec["init_containers"] = init_containers

@@ -14,7 +14,7 @@ import yaml
 from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec
 from .kube import to_api_case
 from .needs import TASK_POD, needs_of
-from .placement import pod_metadata
+from .placement import pod_metadata, pod_placement
 
 BASE_CONTAINER = "base"
 TEMPLATE_FILE = "pod_template_file.yaml"
@@ -45,6 +45,9 @@ def pod_template(runtime: AirflowRuntime) -> dict[str, Any]:
     }
     if "annotations" in team:
         metadata["annotations"] = team["annotations"]
+    # Workloads get the team's placement from `placed()` in their part; this template is no
+    # workload, so it takes the top level here.
+    spec = {**spec, **pod_placement(runtime.config)}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": to_api_case(spec)}
 
 
