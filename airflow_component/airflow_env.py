@@ -8,8 +8,10 @@ exception on purpose: a container gets exactly the secrets its `Needs` declare.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 from pulumi_kubernetes.core.v1 import (
@@ -180,6 +182,15 @@ def secret_scoped_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsD
         )
     if needs.needs(Secret.DECLARED):
         env += declared_env(config.connections, config.variables, runtime.naming)
+    if needs.needs(Secret.GIT_BUNDLES):
+        env += [
+            secret_env(f"AIRFLOW_CONN_{bundle.connection_id.upper()}", bundle.git.connection_secret)
+            for bundle in config.dags.git_bundles
+            if bundle.name in needs.fetches_bundles
+            and bundle.connection_id is not None
+            and bundle.git is not None
+            and bundle.git.connection_secret is not None
+        ]
     remote = config.logging.remote
     if needs.needs(Secret.REMOTE_LOGS) and remote and remote.connection_secret:
         env.append(
@@ -232,10 +243,6 @@ def shared_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", str(LOCAL_DAG_REFRESH_SECONDS)
             ),
         ]
-    if config.celery is not None:
-        env.append(
-            plain_env("AIRFLOW__CELERY__WORKER_CONCURRENCY", str(config.celery.workers.concurrency))
-        )
     env += kubernetes_executor_env(runtime)
     env += metrics_env(config.metrics.enabled, runtime.naming)
     remote = config.logging.remote
@@ -255,6 +262,7 @@ def airflow_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
     """The environment of one Airflow container: shared settings, then its own secrets."""
     env = [
         *shared_env(runtime),
+        *bundle_env(runtime, needs),
         *secret_scoped_env(runtime, needs),
         *team_env(runtime.config, needs.component),
     ]
@@ -267,6 +275,58 @@ def airflow_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
         # (Pods that use the DB check it in their wait-for-migrations init container.)
         env.append(plain_env("CONNECTION_CHECK_MAX_COUNT", "0"))
     return env
+
+
+GIT_BUNDLE_CLASS = "airflow.providers.git.bundles.git.GitDagBundle"
+LOCAL_BUNDLE_CLASS = "airflow.dag_processing.bundles.local.LocalDagBundle"
+# Clones and per-version checkouts of Git bundles (an emptyDir of its own: not /tmp's).
+BUNDLE_STORAGE_PATH = f"{AIRFLOW_HOME}/dag-bundles"
+BUNDLE_STORAGE_SIZE = "4Gi"
+
+
+def bundle_config_list(config: ResolvedConfig, names: Sequence[str]) -> str:
+    """`[dag_processor] dag_bundle_config_list` for these bundles, written by the JSON
+    serializer (user text never shapes it)."""
+    entries: list[dict[str, Any]] = []
+    for bundle in config.dags.bundles:
+        if bundle.name not in names:
+            continue
+        if bundle.git is None:
+            # The DAG folder (AIRFLOW__CORE__DAGS_FOLDER), as Airflow's default list has it.
+            entries.append({"name": bundle.name, "classpath": LOCAL_BUNDLE_CLASS, "kwargs": {}})
+            continue
+        git = bundle.git
+        kwargs: dict[str, Any] = {"repo_url": git.repo, "tracking_ref": git.tracking_ref}
+        if git.subdir:
+            kwargs["subdir"] = git.subdir
+        if bundle.connection_id:
+            kwargs["git_conn_id"] = bundle.connection_id
+        if git.refresh_interval is not None:
+            kwargs["refresh_interval"] = git.refresh_interval
+        entries.append({"name": bundle.name, "classpath": GIT_BUNDLE_CLASS, "kwargs": kwargs})
+    return json.dumps(entries, sort_keys=True)
+
+
+def bundle_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
+    """The bundles this container initializes (only with `dags.bundles`; without it Airflow's
+    default list, the DAG folder alone, applies everywhere)."""
+    if not needs.fetches_bundles:
+        return []
+    env = [
+        plain_env(
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+            bundle_config_list(runtime.config, needs.fetches_bundles),
+        )
+    ]
+    if fetches_git(runtime.config, needs):
+        env.append(
+            plain_env("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", BUNDLE_STORAGE_PATH)
+        )
+    return env
+
+
+def fetches_git(config: ResolvedConfig, needs: Needs) -> bool:
+    return any(bundle.name in needs.fetches_bundles for bundle in config.dags.git_bundles)
 
 
 def kubernetes_executor_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
@@ -312,6 +372,8 @@ def airflow_volumes(runtime: AirflowRuntime, needs: Needs) -> list[VolumeArgsDic
         _writable_dir("tmp"),
         {"name": "airflow-cfg", "config_map": {"name": airflow_cfg_config_map(runtime.naming)}},
     ]
+    if fetches_git(runtime.config, needs):
+        volumes.append(_writable_dir("dag-bundles", BUNDLE_STORAGE_SIZE))
     source = runtime.config.auth.webserver_config
     if source is not None and needs.reads_auth_config:
         volumes.append(webserver_config_volume(source))
@@ -381,6 +443,8 @@ def airflow_volume_mounts(runtime: AirflowRuntime, needs: Needs) -> list[VolumeM
             "read_only": True,
         },
     ]
+    if fetches_git(runtime.config, needs):
+        mounts.append({"name": "dag-bundles", "mount_path": BUNDLE_STORAGE_PATH})
     if simple_auth(runtime, needs):
         mounts.append({"name": "simple-auth", "mount_path": SIMPLE_AUTH_DIR})
     if runtime.config.auth.webserver_config is not None and needs.reads_auth_config:

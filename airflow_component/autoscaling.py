@@ -5,7 +5,7 @@ from __future__ import annotations
 from pulumi_kubernetes.autoscaling.v2 import HorizontalPodAutoscalerSpecArgsDict
 
 from .naming import Naming
-from .resolve import ResolvedConfig
+from .resolve import CeleryWorkers, ResolvedConfig
 from .secrets import KEDA_CONNECTION, SecretRefs, metadata_endpoint, metadata_secret_name
 
 
@@ -36,22 +36,35 @@ def api_server_hpa_spec(
     }
 
 
+def sql_literal(text: str) -> str:
+    """A SQL string literal: quotes doubled, as PostgreSQL reads standard strings."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def celery_tasks_condition(config: ResolvedConfig) -> str:
+    """Task instances the CeleryExecutor runs: the ones naming it, and, when it is the default
+    executor, the ones naming none (`task_instance.executor` is NULL then)."""
+    named = "executor = 'CeleryExecutor' OR executor LIKE '%.CeleryExecutor'"
+    if config.executors[0] == "CeleryExecutor":
+        return f"(executor IS NULL OR {named})"
+    return f"({named})"
+
+
 def worker_scaled_object_spec(
-    config: ResolvedConfig, naming: Naming, secrets: SecretRefs
+    config: ResolvedConfig, naming: Naming, secrets: SecretRefs, pool: CeleryWorkers
 ) -> dict[str, object]:
-    """KEDA: as many workers as queued + running Celery tasks need, at `concurrency` each."""
-    assert config.celery is not None
-    settings = config.autoscaling.celery_workers
-    concurrency = config.celery.workers.concurrency
+    """KEDA: as many of this pool's workers as its queued + running Celery tasks need, at
+    `concurrency` each. Only this pool's queues count: another pool's backlog never scales it."""
+    queues = ", ".join(sql_literal(queue) for queue in pool.queues)
     query = (
-        f"SELECT ceil(COUNT(*)::decimal / {concurrency}) FROM task_instance "
-        "WHERE (state='running' OR state='queued') AND executor IS DISTINCT FROM "
-        "'KubernetesExecutor'"
+        f"SELECT ceil(COUNT(*)::decimal / {pool.concurrency}) FROM task_instance "
+        f"WHERE state IN ('queued', 'running') AND queue IN ({queues}) "
+        f"AND {celery_tasks_condition(config)}"
     )
     return {
-        "scaleTargetRef": {"name": naming.object("worker")},
-        "minReplicaCount": settings.min_replicas,
-        "maxReplicaCount": settings.max_replicas,
+        "scaleTargetRef": {"name": naming.object(pool.component)},
+        "minReplicaCount": pool.autoscaling.min_replicas,
+        "maxReplicaCount": pool.autoscaling.max_replicas,
         # Celery workers drain slowly; do not flap.
         "cooldownPeriod": 300,
         "pollingInterval": 15,
@@ -63,10 +76,14 @@ def worker_scaled_object_spec(
                     "query": query,
                     **keda_connection_metadata(config, naming, secrets),
                 },
-                "authenticationRef": {"name": naming.object("keda-postgres")},
+                "authenticationRef": {"name": keda_authentication_name(naming)},
             }
         ],
     }
+
+
+def keda_authentication_name(naming: Naming) -> str:
+    return naming.object("keda-postgres")
 
 
 def keda_connection_metadata(

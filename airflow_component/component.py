@@ -31,7 +31,7 @@ from .declarative import config_keys
 from .namespace import namespace_manifest
 from .naming import Naming
 from .processes import airflow_processes
-from .resolve import resolve
+from .resolve import ResolvedConfig, resolve
 from .secrets import airflow_keys_secret_name, owned_secret_names, secret_refs
 
 TYPE_TOKEN = "airflow-k8s:index:AirflowCluster"
@@ -127,8 +127,9 @@ class AirflowCluster(pulumi.ComponentResource):
         naming = Naming(release=name, namespace=config.namespace.name or name)
         _check_namespace_and_keys(config, naming)
         _check_user_secrets(config, naming)
-        super().__init__(TYPE_TOKEN, name, None, opts)
         resolved = resolve(config)
+        _check_derived_names(resolved, naming)
+        super().__init__(TYPE_TOKEN, name, None, opts)
         runtime = AirflowRuntime(
             config=resolved, naming=naming, secrets=secret_refs(resolved, naming)
         )
@@ -216,6 +217,33 @@ def _check_namespace_and_keys(config: AirflowConfig, naming: Naming) -> None:
                 f"{CONFIG_NAMESPACE}:{CONFIG_KEY}.fernet.previousKeys[{index}]: {generated!r} "
                 "holds the generated key, which the rotation replaces: copy the old key into a "
                 "Secret of its own first (README: Fernet key rotation)"
+            )
+
+
+# The longest suffix a component's objects get after its own name (NetworkPolicies).
+LONGEST_COMPONENT_SUFFIX = "-ingress"
+MAX_OBJECT_NAME = 63
+
+
+def _check_derived_names(config: ResolvedConfig, naming: Naming) -> None:
+    """Worker pool and bundle names reach object names (`<release>-worker-<pool>-ingress`,
+    `<release>-dag-processor-<bundle>-egress`): the release name's limit leaves room for the
+    fixed components, these must fit in what is left."""
+    named: list[tuple[str, str, str]] = [
+        (pool.component, pool.key, "worker-")
+        for pool in (config.celery.pools if config.celery is not None else ())
+    ]
+    if config.dags.explicit_bundles:
+        named += [(b.component, b.key, "dag-processor-") for b in config.dags.bundles]
+    for component, key, prefix in named:
+        longest = naming.object(component + LONGEST_COMPONENT_SUFFIX)
+        if len(longest) > MAX_OBJECT_NAME:
+            room = MAX_OBJECT_NAME - len(longest) + len(component.removeprefix(prefix))
+            fix = f"use at most {room} characters" if room > 0 else "shorten the release name"
+            raise pulumi.RunError(
+                f"{CONFIG_NAMESPACE}:{CONFIG_KEY}.{key}.name: object names derived from it "
+                f"(e.g. {longest!r}) exceed {MAX_OBJECT_NAME} characters with the release name "
+                f"{naming.release!r}; {fix}"
             )
 
 

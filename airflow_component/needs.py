@@ -41,6 +41,7 @@ class Secret(enum.Enum):
     ADMIN_PASSWORD = "admin password"
     DECLARED = "declared connections and variables"
     REMOTE_LOGS = "remote log connection"
+    GIT_BUNDLES = "Git bundle connections"
 
 
 # What runs task code (DAG authors' code): it gets only what tasks themselves use.
@@ -131,6 +132,9 @@ class Needs:
     reads_auth_config: bool = False
     # Connects to the DAG source (the git server) itself, without syncing DAGs.
     probes_dag_source: bool = False
+    # DAG bundles it initializes (with `dags.bundles`): its own bundle for a dag-processor,
+    # every bundle where tasks run (a task fetches its run's bundle version).
+    fetches_bundles: tuple[str, ...] = ()
     # Waits for the schema in an init container (every Airflow pod but task pods and migrate).
     waits_for_migrations: bool = True
     # Network flows: what it connects to, and who outside this release connects to it.
@@ -189,6 +193,16 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         else config.api_server.replicas
     )
     core = frozenset({Secret.METADATA_DB, Secret.FERNET_KEY})
+    explicit = config.dags.explicit_bundles
+    folder = config.dags.reads_dag_folder
+    every_bundle = tuple(bundle.name for bundle in config.dags.bundles) if explicit else ()
+    with_connection = {b.name for b in config.dags.git_bundles if b.connection_id is not None}
+
+    def bundle_secrets(names: tuple[str, ...]) -> frozenset[Secret]:
+        return frozenset({Secret.GIT_BUNDLES} if with_connection & set(names) else ())
+
+    # Where tasks run: their run's version of any bundle is fetched there.
+    runner_bundles = bundle_secrets(every_bundle)
     # With a shared logs claim one groomer (the scheduler's) serves every pod on it.
     groom_own = config.logging.volume is None
     celery_client = frozenset({Secret.BROKER_URL, Secret.RESULT_BACKEND} if celery else ())
@@ -219,8 +233,9 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
             secrets=core
             | {Secret.JWT_SECRET}
             | celery_client
-            | ({Secret.API_SECRET_KEY} | task_data if local_executor else set()),
-            reads_dags=True,
+            | ({Secret.API_SECRET_KEY} | task_data | runner_bundles if local_executor else set()),
+            reads_dags=folder,
+            fetches_bundles=every_bundle if local_executor else (),
             launches_pods=k8s_executor is not None,
             runs_tasks=local_executor,
             log_server_ports=(WORKER_LOG_SERVER_PORT,) if local_executor else (),
@@ -229,22 +244,28 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
             min_replicas=config.scheduler.replicas,
             guarded=True,
         ),
-        Needs(
-            DAG_PROCESSOR,
-            grooms_logs=groom_own,
-            task_logs=True,
-            secrets=core | task_data,
-            reads_dags=True,
-            long_running=True,
-            replicas=config.dag_processor.replicas,
-            min_replicas=config.dag_processor.replicas,
+        *(
+            Needs(
+                bundle.component,
+                # Every processor runs as one ServiceAccount (one identity reading DAG sources).
+                service_account=DAG_PROCESSOR,
+                grooms_logs=groom_own,
+                task_logs=True,
+                secrets=core | task_data | bundle_secrets((bundle.name,)),
+                reads_dags=bundle.git is None,
+                fetches_bundles=(bundle.name,) if explicit else (),
+                long_running=True,
+                replicas=bundle.processor.replicas,
+                min_replicas=bundle.processor.replicas,
+            )
+            for bundle in config.dags.bundles
         ),
         Needs(
             TRIGGERER,
             grooms_logs=groom_own,
             task_logs=True,
             secrets=core | {Secret.API_SECRET_KEY} | task_data,
-            reads_dags=True,
+            reads_dags=folder,
             # Deferrable KubernetesPodOperator tasks watch their pods from the triggerer.
             launches_pods=kpo,
             log_server_ports=(TRIGGERER_LOG_SERVER_PORT,),
@@ -254,46 +275,46 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         ),
         Needs(MIGRATE, service_account=JOBS_ACCOUNT, secrets=core, waits_for_migrations=False),
     ]
-    if celery is not None:
-        workers = celery.workers
-        worker_min = (
-            scaling.celery_workers.min_replicas
-            if scaling.celery_workers.enabled
-            else workers.replicas
-        )
+    for pool in celery.pools if celery is not None else ():
         needs.append(
             Needs(
-                WORKER,
+                pool.component,
+                # Every pool runs tasks as the same identity (cloud access for logs and tasks).
+                service_account=WORKER,
                 grooms_logs=groom_own,
                 task_logs=True,
                 # The log server checks log-fetch tokens with [api] secret_key.
-                secrets=celery_client | {Secret.API_SECRET_KEY} | task_data,
-                reads_dags=True,
+                secrets=celery_client | {Secret.API_SECRET_KEY} | task_data | runner_bundles,
+                reads_dags=folder,
+                fetches_bundles=every_bundle,
                 launches_pods=kpo,
                 runs_tasks=True,
                 log_server_ports=(WORKER_LOG_SERVER_PORT,),
                 long_running=True,
-                replicas=workers.replicas,
-                min_replicas=worker_min,
-                autoscaled=scaling.celery_workers.enabled,
+                replicas=pool.replicas,
+                min_replicas=(
+                    pool.autoscaling.min_replicas if pool.autoscaling.enabled else pool.replicas
+                ),
+                autoscaled=pool.autoscaling.enabled,
                 guarded=True,
             )
         )
-        if celery.flower.enabled:
-            needs.append(
-                Needs(
-                    FLOWER,
-                    # Flower reads the broker only (Airflow 3.3: broker_url, basic auth).
-                    secrets=frozenset({Secret.BROKER_URL, Secret.FLOWER_AUTH}),
-                    long_running=True,
-                )
+    if celery is not None and celery.flower.enabled:
+        needs.append(
+            Needs(
+                FLOWER,
+                # Flower reads the broker only (Airflow 3.3: broker_url, basic auth).
+                secrets=frozenset({Secret.BROKER_URL, Secret.FLOWER_AUTH}),
+                long_running=True,
             )
+        )
     if k8s_executor is not None:
         needs.append(
             Needs(
                 TASK_POD,
-                secrets=task_data,
-                reads_dags=True,
+                secrets=task_data | runner_bundles,
+                reads_dags=folder,
+                fetches_bundles=every_bundle,
                 launches_pods=kpo,
                 task_logs=True,
                 runs_tasks=True,
@@ -375,27 +396,50 @@ HTTPS_PORT = 443
 SSH_PORT = 22
 
 
-def git_host(repo: str) -> str | None:
-    """The host git-sync connects to (None: a local file:// repo)."""
+GIT_DAEMON_PORT = 9418
+_SCHEME_PORTS = {
+    "https://": HTTPS_PORT,
+    "http://": 80,
+    "ssh://": SSH_PORT,
+    "git://": GIT_DAEMON_PORT,
+}
+
+
+def git_endpoint(repo: str) -> tuple[str, int] | None:
+    """The host and port a Git client connects to for this URL (None: a local file:// repo)."""
     if repo.startswith("file://"):
         return None
-    for scheme in ("https://", "http://", "ssh://"):
+    for scheme, default_port in _SCHEME_PORTS.items():
         if repo.startswith(scheme):
             authority = repo.removeprefix(scheme).split("/", 1)[0].rsplit("@", 1)[-1]
-            return authority.rsplit(":", 1)[0] if ":" in authority else authority
-    # scp-like: [user@]host:path
-    return repo.split(":", 1)[0].rsplit("@", 1)[-1]
+            host, _, port = authority.partition(":")
+            return host, int(port) if port.isdigit() else default_port
+    # scp-like: [user@]host:path, always SSH on its default port
+    return repo.split(":", 1)[0].rsplit("@", 1)[-1], SSH_PORT
+
+
+def git_host(repo: str) -> str | None:
+    """The host git-sync connects to (None: a local file:// repo)."""
+    endpoint = git_endpoint(repo)
+    return endpoint[0] if endpoint else None
 
 
 def git_port(repo: str) -> int | None:
     """The port git-sync connects to, from the repository URL (None: a local file:// repo)."""
-    if repo.startswith("file://"):
-        return None
-    if repo.startswith("ssh://"):
-        authority = repo.removeprefix("ssh://").split("/", 1)[0].rsplit("@", 1)[-1]
-        port = authority.rsplit(":", 1)[1] if ":" in authority else ""
-        return int(port) if port.isdigit() else SSH_PORT
-    return HTTPS_PORT if repo.startswith("https://") else SSH_PORT
+    endpoint = git_endpoint(repo)
+    return endpoint[1] if endpoint else None
+
+
+def dag_source_ports(config: ResolvedConfig, bundles: tuple[str, ...] | None) -> tuple[int, ...]:
+    """Ports of the Git servers of these bundles (None: every DAG source, git-sync's too)."""
+    repos = [
+        bundle.git.repo
+        for bundle in config.dags.git_bundles
+        if bundle.git is not None and (bundles is None or bundle.name in bundles)
+    ]
+    if bundles is None and config.dags.delivery == "git-sync" and config.dags.git_sync:
+        repos.append(config.dags.git_sync.repo)
+    return tuple(sorted({port for repo in repos if (port := git_port(repo)) is not None}))
 
 
 def _database_flow(config: ResolvedConfig, present: set[str]) -> Flow:
@@ -419,7 +463,8 @@ def _external_ingress(config: ResolvedConfig, item: Needs, database: Flow) -> li
     if item.component == STATSD:
         prometheus = Peer(namespace=config.metrics.prometheus_namespace)
         sources.append(Flow(prometheus, (METRICS_PORT,), purpose="Prometheus"))
-    if database.peer.component == item.component and config.autoscaling.celery_workers.enabled:
+    keda_scales = config.celery is not None and config.celery.autoscaled
+    if database.peer.component == item.component and keda_scales:
         keda = Peer(namespace=policies.keda_namespace)
         sources.append(Flow(keda, database.ports, purpose="KEDA's postgresql scaler"))
     return sources
@@ -447,9 +492,18 @@ def _with_flows(config: ResolvedConfig, needs: list[Needs]) -> list[Needs]:
         if item.calls_kubernetes_api:
             api_server = Peer(cidrs=tuple(policies.kubernetes_api_cidrs))
             egress.append(Flow(api_server, KUBERNETES_API_PORTS, purpose="Kubernetes API"))
+        source = Peer(cidrs=tuple(policies.dag_source_cidrs))
         if (item.reads_dags or item.probes_dag_source) and repo_port is not None:
-            source = Peer(cidrs=tuple(policies.dag_source_cidrs))
             egress.append(Flow(source, (repo_port,), purpose="git"))
+        bundle_ports = dag_source_ports(
+            config, None if item.probes_dag_source else item.fetches_bundles
+        )
+        if item.fetches_bundles or item.probes_dag_source:
+            egress += [
+                Flow(source, (port,), purpose="git bundle")
+                for port in bundle_ports
+                if port != repo_port or not (item.reads_dags or item.probes_dag_source)
+            ]
         if item.task_logs and config.logging.remote is not None:
             storage = Peer(cidrs=tuple(policies.log_storage_cidrs))
             egress.append(Flow(storage, (HTTPS_PORT,), purpose="remote task logs"))
@@ -480,11 +534,12 @@ def needs_of(config: ResolvedConfig, component: str) -> Needs:
 
 
 def pod_launchers(config: ResolvedConfig) -> tuple[str, ...]:
-    return tuple(n.account for n in workload_needs(config) if n.launches_pods)
+    """ServiceAccounts that launch pods, each once (worker pools share one)."""
+    return tuple(dict.fromkeys(n.account for n in workload_needs(config) if n.launches_pods))
 
 
 def pod_log_readers(config: ResolvedConfig) -> tuple[str, ...]:
-    return tuple(n.account for n in workload_needs(config) if n.reads_pod_logs)
+    return tuple(dict.fromkeys(n.account for n in workload_needs(config) if n.reads_pod_logs))
 
 
 def log_servers(config: ResolvedConfig) -> tuple[Needs, ...]:

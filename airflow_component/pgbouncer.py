@@ -24,7 +24,8 @@ def pool_size(config: ResolvedConfig) -> int:
     task_slots = config.parallelism * config.scheduler.replicas
     if config.celery is not None:
         task_slots = max(
-            task_slots, config.celery.workers.concurrency * config.celery.workers.replicas
+            task_slots,
+            sum(pool.concurrency * pool.replicas for pool in config.celery.pools),
         )
     return min(MAX_SERVER_CONNECTIONS, task_slots + 2 * database_session_pods(config))
 

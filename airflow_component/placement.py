@@ -3,6 +3,7 @@ where the pods run (every pod). A process block overrides the top level."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pulumi_kubernetes.core.v1 import EnvVarArgsDict
@@ -16,7 +17,7 @@ from .kube import (
     resource_requirements,
     secret_env,
 )
-from .needs import API_SERVER, DAG_PROCESSOR, SCHEDULER, TRIGGERER, WORKER
+from .needs import API_SERVER, SCHEDULER, TRIGGERER
 from .resolve import Process, ResolvedConfig
 
 
@@ -25,10 +26,12 @@ def team_process(config: ResolvedConfig, component: str) -> Process | None:
     processes: dict[str, Process | None] = {
         API_SERVER: config.api_server,
         SCHEDULER: config.scheduler,
-        DAG_PROCESSOR: config.dag_processor,
         TRIGGERER: config.triggerer,
-        WORKER: config.celery.workers if config.celery is not None else None,
     }
+    for bundle in config.dags.bundles:
+        processes[bundle.component] = bundle.processor
+    for pool in config.celery.pools if config.celery is not None else ():
+        processes[pool.component] = pool
     return processes.get(component)
 
 
@@ -54,8 +57,19 @@ def team_env(config: ResolvedConfig, component: str) -> list[EnvVarArgsDict]:
     return env
 
 
-def pod_placement(config: ResolvedConfig, component: str | None = None) -> dict[str, Any]:
-    """nodeSelector, tolerations and priorityClassName for a pod spec."""
+# The pod labels that tell one process's pods from every other's (its selector labels).
+SELECTOR_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+)
+
+
+def pod_placement(
+    config: ResolvedConfig, component: str | None, pod_labels: Mapping[str, str]
+) -> dict[str, Any]:
+    """nodeSelector, tolerations, priorityClassName and affinity for a pod spec; `pod_labels`
+    are the pod's own, which a pod (anti-)affinity term without a selector means."""
     process = team_process(config, component) if component else None
     top = config.pods
 
@@ -83,9 +97,59 @@ def pod_placement(config: ResolvedConfig, component: str | None = None) -> dict[
         ]
     if (priority := pick("priority_class_name")) is not None:
         placement["priority_class_name"] = priority
-    if (affinity := pick("node_affinity")) is not None:
-        placement["affinity"] = {"node_affinity": _node_affinity(affinity)}
+    affinity: dict[str, Any] = {}
+    if (nodes := pick("node_affinity")) is not None:
+        affinity["node_affinity"] = _node_affinity(nodes)
+    own = {key: pod_labels[key] for key in SELECTOR_LABELS if key in pod_labels}
+    for name in ("pod_affinity", "pod_anti_affinity"):
+        if (terms := pick(name)) is not None:
+            affinity[name] = _pod_affinity(terms, own)
+    if affinity:
+        placement["affinity"] = affinity
     return placement
+
+
+def _pod_term(term: Any, own: dict[str, str]) -> dict[str, Any]:
+    selector = term.label_selector
+    rendered: dict[str, Any] = {
+        "topology_key": term.topology_key,
+        "label_selector": {"match_labels": dict(own)}
+        if selector is None
+        else {
+            **({"match_labels": dict(selector.match_labels)} if selector.match_labels else {}),
+            **(
+                {
+                    "match_expressions": [
+                        {
+                            "key": e.key,
+                            "operator": e.operator,
+                            **({"values": list(e.values)} if e.values else {}),
+                        }
+                        for e in selector.match_expressions
+                    ]
+                }
+                if selector.match_expressions
+                else {}
+            ),
+        },
+    }
+    if term.namespaces:
+        rendered["namespaces"] = list(term.namespaces)
+    return rendered
+
+
+def _pod_affinity(affinity: Any, own: dict[str, str]) -> dict[str, Any]:
+    rendered: dict[str, Any] = {}
+    if affinity.required:
+        rendered["required_during_scheduling_ignored_during_execution"] = [
+            _pod_term(term, own) for term in affinity.required
+        ]
+    if affinity.preferred:
+        rendered["preferred_during_scheduling_ignored_during_execution"] = [
+            {"weight": p.weight, "pod_affinity_term": _pod_term(p.pod_affinity_term, own)}
+            for p in affinity.preferred
+        ]
+    return rendered
 
 
 def _term(term: Any) -> dict[str, Any]:
@@ -145,7 +209,11 @@ def pod_metadata(config: ResolvedConfig, component: str | None = None) -> dict[s
 def placed(spec: Any, config: ResolvedConfig, component: str | None = None) -> Any:
     """A workload spec (StatefulSet/Deployment/Job, or a CronJob's job template) with the team's
     placement on its pod spec and its labels and annotations on the pod (ours win)."""
-    placement = pod_placement(config, component)
+    template = (
+        spec["job_template"]["spec"]["template"] if "job_template" in spec else spec["template"]
+    )
+    own_labels = (template.get("metadata") or {}).get("labels") or {}
+    placement = pod_placement(config, component, own_labels)
     metadata = pod_metadata(config, component)
     if not placement and not metadata:
         return spec

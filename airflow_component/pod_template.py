@@ -47,7 +47,7 @@ def pod_template(runtime: AirflowRuntime) -> dict[str, Any]:
         metadata["annotations"] = team["annotations"]
     # Workloads get the team's placement from `placed()` in their part; this template is no
     # workload, so it takes the top level here.
-    spec = {**spec, **pod_placement(runtime.config)}
+    spec = {**spec, **pod_placement(runtime.config, None, metadata["labels"])}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": to_api_case(spec)}
 
 

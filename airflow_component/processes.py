@@ -32,12 +32,12 @@ from .needs import (
     SCHEDULER,
     TRIGGERER,
     TRIGGERER_LOG_SERVER_PORT,
-    WORKER,
     WORKER_LOG_SERVER_PORT,
     Needs,
     needs_of,
 )
 from .placement import team_spread
+from .resolve import Bundle, CeleryWorkers
 from .resolve import Process as ProcessSettings
 
 
@@ -72,6 +72,9 @@ class Process:
     extra_mounts: tuple[VolumeMountArgsDict, ...] = ()
     extra_volumes: tuple[VolumeArgsDict, ...] = ()
     pod_annotations: tuple[tuple[str, str], ...] = ()
+    # The main container's name, when it is not the component's (every worker pool's is
+    # "worker", so `kubectl logs -c worker` works on each).
+    container_name: str = ""
 
     @property
     def component(self) -> str:
@@ -149,11 +152,18 @@ def scheduler_process(runtime: AirflowRuntime, pod_template_checksum: str = "") 
     )
 
 
-def dag_processor_process(runtime: AirflowRuntime) -> Process:
+def dag_processor_process(runtime: AirflowRuntime, bundle: Bundle) -> Process:
+    """The dag-processor of one bundle (`--bundle-name`); without `dags.bundles`, Airflow's
+    default, the DAG folder."""
+    args: tuple[str, ...] = ("dag-processor",)
+    if runtime.config.dags.explicit_bundles:
+        args += ("--bundle-name", bundle.name)
     return Process(
-        needs=needs_of(runtime.config, DAG_PROCESSOR),
-        settings=runtime.config.dag_processor,
-        args=("dag-processor",),
+        needs=needs_of(runtime.config, bundle.component),
+        settings=bundle.processor,
+        # Every processor's main container is "dag-processor", like every pool's is "worker".
+        container_name=DAG_PROCESSOR,
+        args=args,
         ports=(),
         liveness=_job_check_probe("DagProcessorJob"),
         readiness=_job_check_probe("DagProcessorJob", failures=2),
@@ -171,9 +181,8 @@ def triggerer_process(runtime: AirflowRuntime) -> Process:
     )
 
 
-def celery_worker_process(runtime: AirflowRuntime) -> Process:
-    celery = runtime.config.celery
-    assert celery is not None
+def celery_worker_process(runtime: AirflowRuntime, pool: CeleryWorkers) -> Process:
+    """One worker pool: `airflow celery worker` consuming the pool's queues."""
     ping = (
         "exec celery --app airflow.providers.celery.executors.celery_executor.app "
         'inspect ping -d "celery@${HOSTNAME}" --timeout 20'
@@ -186,19 +195,30 @@ def celery_worker_process(runtime: AirflowRuntime) -> Process:
         "failure_threshold": 5,
     }
     return Process(
-        needs=needs_of(runtime.config, WORKER),
-        settings=celery.workers,
-        args=("celery", "worker", "--concurrency", str(celery.workers.concurrency)),
+        needs=needs_of(runtime.config, pool.component),
+        settings=pool,
+        container_name="worker",
+        args=(
+            "celery",
+            "worker",
+            "--concurrency",
+            str(pool.concurrency),
+            "--queues",
+            ",".join(pool.queues),
+        ),
         # The api-server fetches task logs from here while the task runs and after.
         ports=({"name": "task-logs", "container_port": WORKER_LOG_SERVER_PORT},),
         liveness=ping_probe,
         readiness={**ping_probe, "initial_delay_seconds": 20, "failure_threshold": 2},
         # Warm shutdown: SIGTERM lets running tasks finish within the grace period.
-        termination_grace_period_seconds=celery.workers.termination_grace_period_seconds,
-        # The image sets DUMB_INIT_SETSID=1: dumb-init then sends SIGTERM to the whole process
-        # group, task processes included, and Celery's warm shutdown never happens. With 0 it
-        # signals Celery alone, which stops taking tasks and waits for the running ones.
-        extra_env=(plain_env("DUMB_INIT_SETSID", "0"),),
+        termination_grace_period_seconds=pool.termination_grace_period_seconds,
+        extra_env=(
+            # The image sets DUMB_INIT_SETSID=1: dumb-init then sends SIGTERM to the whole
+            # process group, task processes included, and Celery's warm shutdown never happens.
+            # With 0 it signals Celery alone, which stops taking tasks and waits for the
+            # running ones.
+            plain_env("DUMB_INIT_SETSID", "0"),
+        ),
     )
 
 
@@ -230,6 +250,8 @@ def flower_process(runtime: AirflowRuntime) -> Process:
             extra_volumes=[],
             extra_volume_mounts=[],
             node_affinity=None,
+            pod_affinity=None,
+            pod_anti_affinity=None,
             topology_spread=None,
             extra_containers=[],
             extra_init_containers=[],
@@ -262,7 +284,7 @@ def process_container(runtime: AirflowRuntime, process: Process) -> ContainerArg
     return airflow_container(
         runtime,
         process.needs,
-        process.component,
+        process.container_name or process.component,
         process.args,
         process.settings.resources,
         extra=extra,
@@ -316,12 +338,12 @@ def airflow_processes(runtime: AirflowRuntime, pod_template_checksum: str = "") 
     processes = [
         api_server_process(runtime),
         scheduler_process(runtime, pod_template_checksum),
-        dag_processor_process(runtime),
+        *(dag_processor_process(runtime, bundle) for bundle in runtime.config.dags.bundles),
         triggerer_process(runtime),
     ]
     celery = runtime.config.celery
     if celery is not None:
-        processes.append(celery_worker_process(runtime))
+        processes += [celery_worker_process(runtime, pool) for pool in celery.pools]
         if celery.flower.enabled:
             processes.append(flower_process(runtime))
     return processes

@@ -24,7 +24,9 @@ from .config import (
     AutoscalingConfig,
     AvailabilityConfig,
     CeleryConfig,
+    CeleryWorkersConfig,
     ConnectionConfig,
+    DagBundleConfig,
     DagHostPathConfig,
     DagVolumeConfig,
     EgressRule,
@@ -47,6 +49,7 @@ from .config import (
     ServiceConfig,
     StorageConfig,
     VariableConfig,
+    WorkerAutoscaling,
     backups_enabled,
     metrics_enabled,
     network_policies_enabled,
@@ -54,12 +57,14 @@ from .config import (
     postgres_protected,
 )
 from .config.airflow_options import AirflowOptions
+from .config.dags import DAGS_FOLDER_BUNDLE, GitBundleConfig
 from .config.extensions import (
     ExtraContainer,
     ExtraEnvVar,
     ExtraVolume,
     ExtraVolumeMount,
     NodeAffinity,
+    PodAffinity,
     PodCustomization,
     Toleration,
     TopologySpread,
@@ -94,6 +99,8 @@ class Process:
     extra_volumes: list[ExtraVolume]
     extra_volume_mounts: list[ExtraVolumeMount]
     node_affinity: NodeAffinity | None
+    pod_affinity: PodAffinity | None
+    pod_anti_affinity: PodAffinity | None
     topology_spread: list[TopologySpread] | None
     extra_containers: list[ExtraContainer]
     extra_init_containers: list[ExtraContainer]
@@ -107,8 +114,17 @@ class ApiServer(Process):
 
 @dataclass(frozen=True)
 class CeleryWorkers(Process):
+    """One Celery worker pool: `celery.workers` (the default pool) or a `celery.workerPools`
+    entry."""
+
     concurrency: int
     termination_grace_period_seconds: int
+    queues: tuple[str, ...]
+    # Its pods' component: "worker" for the default pool, "worker-<name>" for the others.
+    component: str
+    # The config key it comes from, for messages.
+    key: str
+    autoscaling: WorkerAutoscaling
 
 
 @dataclass(frozen=True)
@@ -128,8 +144,15 @@ class Flower:
 @dataclass(frozen=True)
 class Celery:
     workers: CeleryWorkers
+    # Every pool, the default (`workers`) first.
+    pools: tuple[CeleryWorkers, ...]
     redis: Redis
     flower: Flower
+
+    @property
+    def autoscaled(self) -> bool:
+        """Some pool has a KEDA ScaledObject (which reads the metadata DB)."""
+        return any(pool.autoscaling.enabled for pool in self.pools)
 
 
 @dataclass(frozen=True)
@@ -170,11 +193,44 @@ class GitSync:
 
 
 @dataclass(frozen=True)
+class Bundle:
+    """A DAG bundle and the dag-processor that parses it."""
+
+    name: str
+    # None: the DAG folder (`dags.delivery`); else the Git repository.
+    git: GitBundleConfig | None
+    # Its dag-processor: component, config key and settings (the bundle's `dagProcessor` block
+    # over the top-level `dagProcessor`).
+    component: str
+    key: str
+    processor: Process
+
+    @property
+    def connection_id(self) -> str | None:
+        """The Airflow connection its Git credentials are (`AIRFLOW_CONN_<ID>`), if any."""
+        if self.git is None or self.git.connection_secret is None:
+            return None
+        return "bundle_" + self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
 class Dags:
     delivery: Literal["image", "git-sync", "volume", "hostPath"]
     git_sync: GitSync | None
     volume: DagVolumeConfig | None
     host_path: DagHostPathConfig | None
+    # Every bundle; without `dags.bundles` the DAG folder alone, as Airflow's default list.
+    bundles: tuple[Bundle, ...]
+    # `dags.bundles` is set: the list is rendered and each processor names its bundle.
+    explicit_bundles: bool
+
+    @property
+    def reads_dag_folder(self) -> bool:
+        return any(bundle.git is None for bundle in self.bundles)
+
+    @property
+    def git_bundles(self) -> tuple[Bundle, ...]:
+        return tuple(bundle for bundle in self.bundles if bundle.git is not None)
 
 
 @dataclass(frozen=True)
@@ -266,12 +322,35 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
     celery = None
     if "CeleryExecutor" in config.executors:
         given = config.celery or CeleryConfig()
-        celery = Celery(
-            workers=_record(
+
+        def pool(
+            settings: CeleryWorkersConfig, component: str, key: str, scaling: WorkerAutoscaling
+        ) -> CeleryWorkers:
+            return _record(
                 CeleryWorkers,
-                given.workers,
-                resources=given.workers.resources
-                or with_task_slots(defaults["worker"], given.workers.concurrency, CELERY_SLOT),
+                settings,
+                resources=settings.resources
+                or with_task_slots(defaults["worker"], settings.concurrency, CELERY_SLOT),
+                queues=tuple(settings.queues),
+                component=component,
+                key=key,
+                autoscaling=scaling,
+            )
+
+        workers = pool(given.workers, "worker", "celery.workers", config.autoscaling.celery_workers)
+        celery = Celery(
+            workers=workers,
+            pools=(
+                workers,
+                *(
+                    pool(
+                        given_pool,
+                        f"worker-{given_pool.name}",
+                        f"celery.workerPools[{i}]",
+                        given_pool.autoscaling,
+                    )
+                    for i, given_pool in enumerate(given.worker_pools)
+                ),
             ),
             redis=_record(Redis, given.redis, resources=given.redis.resources or defaults["redis"]),
             flower=_record(
@@ -298,6 +377,41 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
         settings = getattr(config, field)
         return _record(cls, settings, resources=settings.resources or defaults[default])
 
+    def bundle(index: int, given: DagBundleConfig) -> Bundle:
+        base = config.dag_processor
+        own = given.dag_processor
+        settings = base
+        if own is not None:
+            # The bundle's block replaces what it sets; options and env merge by name.
+            updates = {name: getattr(own, name) for name in own.model_fields_set}
+            updates["airflow_config"] = {
+                section: {**base.airflow_config.get(section, {}), **values}
+                for section, values in {**base.airflow_config, **own.airflow_config}.items()
+            }
+            updates["extra_env"] = list(
+                {item.name: item for item in [*base.extra_env, *own.extra_env]}.values()
+            )
+            settings = base.model_copy(update=updates)
+        return Bundle(
+            name=given.name,
+            git=given.git,
+            component=f"dag-processor-{given.name}",
+            key=f"dags.bundles[{index}]",
+            processor=_record(
+                Process, settings, resources=settings.resources or defaults["dagProcessor"]
+            ),
+        )
+
+    bundles = tuple(bundle(index, given) for index, given in enumerate(dags.bundles)) or (
+        Bundle(
+            name=DAGS_FOLDER_BUNDLE,
+            git=None,
+            component="dag-processor",
+            key="dagProcessor",
+            processor=process("dag_processor", "dagProcessor"),
+        ),
+    )
+
     return ResolvedConfig(
         environment=config.environment,
         namespace=config.namespace,
@@ -312,6 +426,8 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
             volume=dags.volume or (DagVolumeConfig() if dags.delivery == "volume" else None),
             host_path=dags.host_path
             or (DagHostPathConfig() if dags.delivery == "hostPath" else None),
+            bundles=bundles,
+            explicit_bundles=bool(dags.bundles),
         ),
         auth=config.auth,
         existing_secrets=config.existing_secrets,

@@ -24,6 +24,7 @@ from .needs import (
     API_SERVER_PORT,
     REDIS_PORT,
     SELF_CHECK,
+    git_endpoint,
     git_host,
     git_port,
 )
@@ -82,6 +83,16 @@ def self_check_input(
                 "fix": "dags.gitSync.repo / networkPolicies.dagSourceCidrs",
             }
         )
+    for bundle in config.dags.git_bundles:
+        assert bundle.git is not None
+        if (endpoint := git_endpoint(bundle.git.repo)) is not None:
+            endpoints.append(
+                {
+                    "address": f"{endpoint[0]}:{endpoint[1]}",
+                    "flow": f"DAG bundle {bundle.name} (git)",
+                    "fix": f"{bundle.key}.git.repo / networkPolicies.dagSourceCidrs",
+                }
+            )
     remote = config.logging.remote
     return {
         "endpoints": endpoints,

@@ -26,6 +26,8 @@ install_system_packages() {
   # The real-Airflow suite runs Airflow containers under the kernel's rules (podman + runc).
   command -v podman >/dev/null || missing+=(podman)
   command -v runc >/dev/null || missing+=(runc)
+  # Git DAG bundles: the containers clone with git, the suite serves a repo with `git daemon`.
+  command -v git >/dev/null || missing+=(git)
   if ((${#missing[@]} == 0)); then
     return
   fi
@@ -54,16 +56,20 @@ install_project_venv() {
 install_airflow_venv() {
   local version
   version="$("$VENV/bin/python" -c 'from airflow_component.versions import AIRFLOW_VERSION; print(AIRFLOW_VERSION)')"
+  # Reused when it holds the pinned Airflow and every provider below (a venv from before a
+  # provider was added gets it now).
   if [[ -x "$AIRFLOW_VENV/bin/airflow" ]] &&
-    [[ "$("$AIRFLOW_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))' 2>/dev/null)" == "$version" ]]; then
+    [[ "$("$AIRFLOW_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))' 2>/dev/null)" == "$version" ]] &&
+    "$AIRFLOW_VENV/bin/python" -c 'import airflow.providers.git' 2>/dev/null; then
     return
   fi
   log "installing apache-airflow $version (+ the providers the official image ships) in $AIRFLOW_VENV"
   "$PYTHON" -m venv "$AIRFLOW_VENV"
-  # The providers the official image ships that our stacks use. Celery is held below 5.7:
-  # providers-celery of this release breaks on it (the image's constraints file pins it too).
+  # The providers the official image ships that our stacks use (git: Git DAG bundles). Celery
+  # is held below 5.7: providers-celery of this release breaks on it (the image's constraints
+  # file pins it too).
   "$AIRFLOW_VENV/bin/pip" install -q --disable-pip-version-check \
-    "apache-airflow[postgres,celery,cncf-kubernetes,fab,standard,statsd]==$version" \
+    "apache-airflow[postgres,celery,cncf-kubernetes,fab,git,standard,statsd]==$version" \
     "celery[redis]>=5.5,<5.7"
 }
 

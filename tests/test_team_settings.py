@@ -229,7 +229,13 @@ def test_a_setting_airflow_would_ignore_on_the_api_server_is_refused() -> None:
     with pytest.raises(pulumi.RunError, match=r"worker_refresh_interval is ignored unless"):
         parse_config({"apiServer": {"airflowConfig": {"api": {"worker_refresh_interval": 3600}}}})
     both = {"api": {"worker_refresh_interval": 3600, "server_type": "gunicorn"}}
-    assert parse_config({"apiServer": {"airflowConfig": both}}) is not None
+    # gunicorn is an extra the official image does not install (its Dockerfile's AIRFLOW_EXTRAS):
+    # the api-server would exit at start. An image built with it may use it.
+    for official in ("apache/airflow", "docker.io/apache/airflow"):
+        with pytest.raises(pulumi.RunError, match=r"does not ship gunicorn.*image\.repository"):
+            parse_config({"image": {"repository": official}, "apiServer": {"airflowConfig": both}})
+    custom = {"repository": "registry.example.com/airflow-gunicorn"}
+    assert parse_config({"image": custom, "apiServer": {"airflowConfig": both}}) is not None
     with pytest.raises(
         pulumi.RunError, match=r"api\.workers: set by this component; use apiServer"
     ):
@@ -500,3 +506,96 @@ def test_an_extra_container_that_would_break_the_pod_is_refused(
         pulumi.RunError, match=r"extraContainers\[0\]\.volumeMounts\[0\]: no volume"
     ):
         parse_config({"scheduler": {"extraContainers": [dangling]}})
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Kubernetes label-selector semantics: every matchLabels pair and every expression holds."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        present, values = e["key"] in labels, e.get("values") or []
+        holds = {
+            "In": present and labels.get(e["key"]) in values,
+            "NotIn": not present or labels.get(e["key"]) not in values,
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[e["operator"]]
+        if not holds:
+            return False
+    return bool(selector.get("matchLabels") or selector.get("matchExpressions"))
+
+
+def test_pod_anti_affinity_without_a_selector_keeps_only_a_process_own_replicas_apart() -> None:
+    """A term without labelSelector means the process's own pods: on the scheduler it must
+    select every scheduler pod and no pod of any other workload (or schedulers would repel
+    workers). A top-level affinity to pods the team names reaches every pod, merged with the
+    node affinity; everything stays strict-valid."""
+    from tests.test_manifests import KUBERNETES_VERSIONS, strict_errors
+
+    near_cache = {
+        "preferred": [
+            {
+                "weight": 80,
+                "podAffinityTerm": {
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "labelSelector": {
+                        "matchExpressions": [
+                            {"key": "app", "operator": "In", "values": ["redis-cache"]}
+                        ]
+                    },
+                    "namespaces": ["caches"],
+                },
+            }
+        ]
+    }
+    scheduler = {
+        **cluster_config("prod").get("scheduler", {}),
+        "podAntiAffinity": {"required": [{"topologyKey": "kubernetes.io/hostname"}]},
+    }
+    node = {"required": [{"matchExpressions": [{"key": "pool", "operator": "Exists"}]}]}
+    rendering = with_cluster("prod", podAffinity=near_cache, nodeAffinity=node, scheduler=scheduler)
+    from tests.test_network_and_availability import pods as pod_labels
+
+    labels = {component: pod.label_map for component, pod in pod_labels(rendering).items()}
+    for where, spec, _ in pods(rendering):
+        affinity = spec["affinity"]
+        assert "nodeAffinity" in affinity, where
+        (preferred,) = affinity["podAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert preferred["podAffinityTerm"]["namespaces"] == ["caches"], where
+        anti = affinity.get("podAntiAffinity")
+        assert (anti is not None) == (where == "Deployment/airflow-scheduler"), where
+    spec = rendering.one("Deployment", "airflow-scheduler").inputs["spec"]["template"]["spec"]
+    (term,) = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    selected = {name for name, found in labels.items() if selects(term["labelSelector"], found)}
+    assert selected == {"scheduler"}, selected
+    assert len(labels) > 8, sorted(labels)  # every workload and the task-pod template
+    for version in KUBERNETES_VERSIONS:
+        errors = [e for m in rendering.manifests() if (e := strict_errors(m, version))]
+        assert not errors, errors
+
+
+@pytest.mark.parametrize(
+    ("affinity", "named"),
+    [
+        ({"required": [{"topologyKey": "x", "labelSelector": {}}]}, "empty selector matches"),
+        ({"required": [{"topologyKey": "x", "namespaces": ["a"]}]}, "namespaces without"),
+        (
+            {
+                "required": [
+                    {
+                        "topologyKey": "x",
+                        "labelSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]},
+                    }
+                ]
+            },
+            "In needs values",
+        ),
+        ({"preferred": [{"weight": 0, "podAffinityTerm": {"topologyKey": "x"}}]}, "weight"),
+    ],
+)
+def test_a_pod_affinity_kubernetes_would_reject_or_that_selects_everything_is_refused(
+    affinity: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(pulumi.RunError, match=named):
+        parse_config({"podAntiAffinity": affinity})

@@ -5,7 +5,14 @@ The JSON Schema and the README's config reference are generated from these model
 that depend on the environment stay unset here: `airflow_component.resolve` applies them.
 """
 
-from .dags import DagHostPathConfig, DagsConfig, DagVolumeConfig, GitSyncConfig
+from .dags import (
+    DagBundleConfig,
+    DagHostPathConfig,
+    DagsConfig,
+    DagVolumeConfig,
+    GitBundleConfig,
+    GitSyncConfig,
+)
 from .database import (
     BackupsConfig,
     DatabaseConfig,
@@ -51,6 +58,7 @@ from .processes import (
     RedisConfig,
     ServiceConfig,
     StorageConfig,
+    WorkerPoolConfig,
 )
 from .root import (
     CONFIG_KEY,
@@ -96,6 +104,7 @@ __all__ = [
     "CeleryWorkersConfig",
     "ComputeResources",
     "ConnectionConfig",
+    "DagBundleConfig",
     "DagHostPathConfig",
     "DagVolumeConfig",
     "DagsConfig",
@@ -108,6 +117,7 @@ __all__ = [
     "ExternalDatabase",
     "FernetConfig",
     "FlowerConfig",
+    "GitBundleConfig",
     "GitSyncConfig",
     "HousekeepingConfig",
     "ImageConfig",
@@ -138,6 +148,7 @@ __all__ = [
     "StrictModel",
     "VariableConfig",
     "WorkerAutoscaling",
+    "WorkerPoolConfig",
     "backups_enabled",
     "describe_validation_error",
     "metrics_enabled",

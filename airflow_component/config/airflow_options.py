@@ -65,6 +65,8 @@ MANAGED: dict[tuple[str, str], str] = {
     ("metrics", "statsd_port"): "metrics",
     ("metrics", "statsd_prefix"): "metrics",
     ("scheduler", "enable_health_check"): "(fixed: the liveness probe uses it)",
+    ("dag_processor", "dag_bundle_config_list"): "dags.bundles",
+    ("dag_processor", "dag_bundle_storage_path"): "dags.bundles (an emptyDir of its own)",
     ("dag_processor", "refresh_interval"): "(set per environment)",
     ("dag_processor", "min_file_process_interval"): "(set per environment)",
     ("kubernetes_executor", "pod_template_file"): "kubernetesExecutor",
@@ -160,11 +162,21 @@ def as_text(value: bool | int | float | str) -> str:
     return str(value)
 
 
-def api_server_option_problem(options: dict[tuple[str, str], AirflowOptionValue]) -> str | None:
-    """Settings Airflow would silently ignore on the api-server: rolling worker refresh works
-    only with gunicorn (Airflow 3.3 `config.yml`, [api] worker_refresh_interval)."""
+def api_server_option_problem(
+    options: dict[tuple[str, str], AirflowOptionValue], official_image: bool
+) -> str | None:
+    """api-server settings that cannot work: rolling worker refresh works only with gunicorn
+    (Airflow 3.3 `config.yml`, [api] worker_refresh_interval), and gunicorn is an extra
+    (`apache-airflow-core[gunicorn]`) that the official image does not install (its Dockerfile's
+    AIRFLOW_EXTRAS), so the api-server would exit at start ("Gunicorn is not installed")."""
     refresh = options.get(("api", "worker_refresh_interval"), 0)
     server = options.get(("api", "server_type"), "uvicorn")
+    if server == "gunicorn" and official_image:
+        return (
+            "api.server_type gunicorn: the official apache/airflow image does not ship gunicorn "
+            "(the apache-airflow-core[gunicorn] extra) and the api-server would not start; "
+            "use an image built with it (image.repository)"
+        )
     if isinstance(refresh, int) and refresh > 0 and server != "gunicorn":
         return (
             "api.worker_refresh_interval is ignored unless api.server_type is gunicorn "

@@ -1,4 +1,5 @@
-"""DAG delivery: image, git-sync, volume or hostPath."""
+"""DAG delivery: the DAG folder (image, git-sync, volume or hostPath) and Airflow 3's DAG
+bundles (`dags.bundles`: the DAG folder and Git repositories, one dag-processor each)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,34 @@ from pydantic import (
 )
 
 from ..versions import GIT_SYNC_IMAGE
+from .processes import ProcessConfig
 from .types import (
     DnsSubdomain,
     NonEmpty,
     Resources,
+    SecretKeyRef,
     StorageSize,
     StrictModel,
+    _matching,
+)
+
+# Airflow's own name for the DAG-folder bundle (its default `dag_bundle_config_list`).
+DAGS_FOLDER_BUNDLE = "dags-folder"
+# A bundle's name reaches object names (`<release>-dag-processor-<name>`) and an env var name.
+BundleName = Annotated[
+    str,
+    _matching(
+        r"^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$",
+        "a bundle name (lower-case letters, digits and '-', starting with a letter, at most 20)",
+    ),
+]
+# https://host[:port]/path, ssh://[user@]host[:port]/path, git://host[:port]/path or
+# user@host:path; no credentials in it (bundle kwargs are readable through Airflow's config API).
+GIT_URL = (
+    r"^(https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[^\s@?#]+"
+    r"|ssh://([A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+(:[0-9]{1,5})?/[^\s?#]+"
+    r"|git://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[^\s@?#]+"
+    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s?#/][^\s?#]*)$"
 )
 
 
@@ -89,6 +112,15 @@ class DagHostPathConfig(StrictModel):
 class DagsConfig(StrictModel):
     """How DAG files reach every process that parses or runs them."""
 
+    bundles: list[DagBundleConfig] = Field(
+        default_factory=list,
+        max_length=20,
+        description=(
+            "Airflow 3 DAG bundles, each parsed by a dag-processor of its own; unset: the DAG "
+            "folder alone (Airflow's default `dags-folder` bundle, one dag-processor)."
+        ),
+    )
+
     delivery: Literal["image", "git-sync", "volume", "hostPath"] = Field(
         default="image", description="`image`: baked into `image`; or git-sync/volume/hostPath."
     )
@@ -111,3 +143,110 @@ class DagsConfig(StrictModel):
         if delivery == "git-sync" and not (data.get("gitSync") or data.get("git_sync")):
             raise ValueError("delivery is git-sync but `gitSync` (with `repo`) is missing")
         return data
+
+    @model_validator(mode="after")
+    def _bundles_apart(self) -> DagsConfig:
+        names = [bundle.name for bundle in self.bundles]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(
+                    f"dags.bundles[{index}].name: {name!r} is also dags.bundles"
+                    f"[{names.index(name)}]: two processors would parse the same bundle"
+                )
+        folders = [i for i, bundle in enumerate(self.bundles) if bundle.dags_folder is not None]
+        if len(folders) > 1:
+            raise ValueError(
+                f"dags.bundles[{folders[1]}].dagsFolder: the DAG folder is already "
+                f"dags.bundles[{folders[0]}]; two processors would parse the same files"
+            )
+        if self.bundles and not folders and self.delivery != "image":
+            raise ValueError(
+                f"dags.delivery {self.delivery!r} fills the DAG folder, but no bundle in "
+                "dags.bundles reads it: add {name: dags-folder, dagsFolder: {}} or drop delivery"
+            )
+        return self
+
+
+RepositoryPath = Annotated[
+    str, _matching(r"^[A-Za-z0-9_.-][A-Za-z0-9_./-]{0,199}$", "a relative path")
+]
+
+
+class GitBundleConfig(StrictModel):
+    """A Git repository as a versioned DAG bundle (`GitDagBundle`, apache-airflow-providers-git,
+    which the official image ships with the `git` binary): a run keeps the commit it started on."""
+
+    repo: Annotated[
+        str,
+        _matching(
+            GIT_URL,
+            "a Git URL without credentials (https://host/org/repo.git, ssh://host/..., "
+            "git://host/... or git@host:org/repo.git); put a token in connectionSecret",
+        ),
+    ] = Field(description="Repository URL.")
+    tracking_ref: Annotated[str, _matching(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$", "a ref")] = (
+        Field(default="main", description="Branch, tag or commit the bundle follows.")
+    )
+    subdir: RepositoryPath | None = Field(
+        default=None, description="Folder of the repository that holds the DAGs."
+    )
+    connection_secret: SecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Existing Secret key holding an Airflow `git` connection (JSON or URI: password = "
+            "an access token, or extra private_key for SSH); delivered by secretKeyRef to the "
+            "processes that fetch this bundle. Unset: a public repository."
+        ),
+    )
+    refresh_interval: int | None = Field(
+        default=None,
+        ge=1,
+        le=86400,
+        description="Seconds between fetches ([dag_processor] refresh_interval when unset).",
+    )
+
+    @field_validator("subdir")
+    @classmethod
+    def _inside_the_repository(cls, value: str | None) -> str | None:
+        if value is not None and ".." in value.split("/"):
+            raise ValueError(f"{value!r}: '..' is not allowed")
+        return value
+
+
+class DagsFolderBundleConfig(StrictModel):
+    """The DAG folder that `dags.delivery` fills (image, git-sync, volume, hostPath) as a bundle
+    (`LocalDagBundle`, not versioned)."""
+
+
+class BundleProcessorConfig(ProcessConfig):
+    """This bundle's dag-processor: resources, placement, options (over `dagProcessor`)."""
+
+    @field_validator("replicas")
+    @classmethod
+    def _one(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError(
+                "one dag-processor per bundle: Airflow 3.3 does not coordinate processors of one "
+                "bundle, a second one parses every file again"
+            )
+        return value
+
+
+class DagBundleConfig(StrictModel):
+    """One DAG bundle, parsed by a dag-processor of its own (`airflow dag-processor
+    --bundle-name <name>`)."""
+
+    name: BundleName = Field(description="Bundle name (Airflow's and in object names).")
+    git: GitBundleConfig | None = Field(default=None, description="A Git repository.")
+    dags_folder: DagsFolderBundleConfig | None = Field(
+        default=None, description="The DAG folder `dags.delivery` fills."
+    )
+    dag_processor: BundleProcessorConfig | None = Field(
+        default=None, description="Settings of this bundle's dag-processor (over `dagProcessor`)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DagBundleConfig:
+        if (self.git is None) == (self.dags_folder is None):
+            raise ValueError(f"bundle {self.name!r}: set exactly one of `git`, `dagsFolder`")
+        return self

@@ -273,6 +273,85 @@ class NodeAffinity(StrictModel):
     )
 
 
+class LabelSelectorRequirement(StrictModel):
+    """A pod label requirement."""
+
+    key: LabelKey = Field(description="Pod label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="How the label is matched."
+    )
+    values: list[LabelValue] = Field(default_factory=list, description="Values to match.")
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> LabelSelectorRequirement:
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"{self.key}: {self.operator} takes no values")
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"{self.key}: {self.operator} needs values")
+        return self
+
+
+class PodSelector(StrictModel):
+    """Which pods a term is about (all of the given labels and expressions must hold)."""
+
+    match_labels: dict[LabelKey, LabelValue] = Field(
+        default_factory=dict, description="Labels the pods carry."
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, description="Label requirements."
+    )
+
+    @model_validator(mode="after")
+    def _selects_something(self) -> PodSelector:
+        if not self.match_labels and not self.match_expressions:
+            raise ValueError(
+                "an empty selector matches every pod; give matchLabels or matchExpressions, or "
+                "leave labelSelector out to mean this process's own pods"
+            )
+        return self
+
+
+class PodAffinityTerm(StrictModel):
+    """Pods (by default this process's own) that must or should share, or not share, a topology
+    domain (a node, a zone) with these pods."""
+
+    topology_key: LabelKey = Field(
+        description="Node label defining the domain, e.g. kubernetes.io/hostname."
+    )
+    label_selector: PodSelector | None = Field(
+        default=None, description="The other pods; unset: this process's own pods."
+    )
+    namespaces: list[DnsLabel] = Field(
+        default_factory=list,
+        description="Namespaces of the other pods; unset: the release's namespace.",
+    )
+
+    @model_validator(mode="after")
+    def _own_pods_are_here(self) -> PodAffinityTerm:
+        if self.label_selector is None and self.namespaces:
+            raise ValueError(
+                "namespaces without labelSelector: this process's own pods are in the release's "
+                "namespace"
+            )
+        return self
+
+
+class WeightedPodAffinityTerm(StrictModel):
+    weight: int = Field(ge=1, le=100, description="Preference weight (1-100).")
+    pod_affinity_term: PodAffinityTerm = Field(description="The preferred placement.")
+
+
+class PodAffinity(StrictModel):
+    """Pod (anti-)affinity: required terms all hold at scheduling; preferred ones are weighed."""
+
+    required: list[PodAffinityTerm] = Field(
+        default_factory=list, description="Every term must hold (scheduling requirement)."
+    )
+    preferred: list[WeightedPodAffinityTerm] = Field(
+        default_factory=list, description="Weighted preferences."
+    )
+
+
 class TopologySpread(StrictModel):
     """Spread a process's pods over a topology (zones, nodes); the selector is the process's own
     pods."""
@@ -320,6 +399,17 @@ class PodCustomization(StrictModel):
     )
     node_affinity: NodeAffinity | None = Field(
         default=None, description="Node affinity of the pods (required and preferred terms)."
+    )
+    pod_affinity: PodAffinity | None = Field(
+        default=None,
+        description="Run near other pods (a term without labelSelector: this process's own).",
+    )
+    pod_anti_affinity: PodAffinity | None = Field(
+        default=None,
+        description=(
+            "Keep apart from other pods; e.g. a required term on kubernetes.io/hostname without "
+            "labelSelector puts each replica of a process on its own node."
+        ),
     )
     topology_spread: list[TopologySpread] | None = Field(
         default=None,

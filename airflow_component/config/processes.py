@@ -7,18 +7,34 @@ from typing import Annotated, Literal
 from pydantic import (
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
 from ..versions import REDIS_IMAGE
 from .extensions import ExtraContainer, PodCustomization
+from .operations import WorkerAutoscaling
 from .types import (
     DnsSubdomain,
     NonEmpty,
+    QueueName,
     Resources,
     StorageSize,
     StrictModel,
+    WorkerPoolName,
 )
+
+# Airflow's `[operators] default_queue`: tasks that name no queue go here.
+DEFAULT_QUEUE = "default"
+# The name `celery.workers` goes by among the pools.
+DEFAULT_POOL = "default"
+
+
+def _distinct_queues(queues: list[str]) -> list[str]:
+    repeated = sorted({queue for queue in queues if queues.count(queue) > 1})
+    if repeated:
+        raise ValueError(f"queues {repeated} listed more than once")
+    return queues
 
 
 class ProcessConfig(PodCustomization):
@@ -87,7 +103,8 @@ class RedisConfig(StrictModel):
 
 
 class CeleryWorkersConfig(ProcessConfig):
-    """Celery workers: a Deployment running `airflow celery worker`."""
+    """Celery workers: a Deployment running `airflow celery worker`. This is the default pool;
+    `celery.workerPools` adds more, each serving its own queues."""
 
     concurrency: int = Field(default=16, ge=1, le=512, description="Task slots per worker.")
     termination_grace_period_seconds: int = Field(
@@ -95,6 +112,34 @@ class CeleryWorkersConfig(ProcessConfig):
         ge=30,
         le=86400,
         description="Warm shutdown: running tasks get this long to finish on a rollout.",
+    )
+    queues: list[QueueName] = Field(
+        default_factory=lambda: [DEFAULT_QUEUE],
+        min_length=1,
+        description="Celery queues these workers consume (`airflow celery worker --queues`); "
+        "tasks choose one with the operator's `queue` argument.",
+    )
+
+    @field_validator("queues")
+    @classmethod
+    def _queues_once(cls, queues: list[str]) -> list[str]:
+        return _distinct_queues(queues)
+
+
+class WorkerPoolConfig(CeleryWorkersConfig):
+    """A further Celery worker pool (GPU, high-memory, a tenant's queue): its own Deployment,
+    queues, resources, placement and KEDA autoscaling."""
+
+    name: WorkerPoolName = Field(
+        description="Pool name; its objects are named `<release>-worker-<name>`."
+    )
+    queues: list[QueueName] = Field(
+        min_length=1,
+        description="Celery queues this pool consumes; no other pool may consume them.",
+    )
+    autoscaling: WorkerAutoscaling = Field(
+        default_factory=WorkerAutoscaling,
+        description="KEDA ScaledObject for this pool, counting only its queues' tasks.",
     )
 
 
@@ -112,10 +157,37 @@ class CeleryConfig(StrictModel):
     """Settings of the CeleryExecutor (only with `CeleryExecutor` in `executors`)."""
 
     workers: CeleryWorkersConfig = Field(
-        default_factory=CeleryWorkersConfig, description="Celery workers."
+        default_factory=CeleryWorkersConfig,
+        description="The default worker pool (autoscaled by `autoscaling.celeryWorkers`).",
+    )
+    worker_pools: list[WorkerPoolConfig] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Further worker pools, each serving its own queues.",
     )
     redis: RedisConfig = Field(default_factory=RedisConfig, description="Broker.")
     flower: FlowerConfig = Field(default_factory=FlowerConfig, description="Flower UI.")
+
+    @model_validator(mode="after")
+    def _pools_apart(self) -> CeleryConfig:
+        owners = {queue: "celery.workers.queues" for queue in self.workers.queues}
+        names: set[str] = set()
+        for index, pool in enumerate(self.worker_pools):
+            key = f"celery.workerPools[{index}]"
+            if pool.name == DEFAULT_POOL or pool.name in names:
+                raise ValueError(
+                    f"{key}.name: {pool.name!r} is "
+                    + ("the default pool's name" if pool.name == DEFAULT_POOL else "used twice")
+                )
+            names.add(pool.name)
+            for queue in pool.queues:
+                if queue in owners:
+                    raise ValueError(
+                        f"{key}.queues: {queue!r} is already consumed by {owners[queue]}; a "
+                        "queue belongs to one pool, so its autoscaler counts its tasks once"
+                    )
+                owners[queue] = f"{key}.queues"
+        return self
 
 
 class KubernetesExecutorConfig(StrictModel):

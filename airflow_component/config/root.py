@@ -44,6 +44,7 @@ from .operations import (
     VariableConfig,
 )
 from .processes import (
+    DEFAULT_QUEUE,
     ApiServerConfig,
     CeleryConfig,
     KubernetesExecutorConfig,
@@ -103,6 +104,16 @@ class NamespaceConfig(StrictModel):
         if self.name == "default" and self.create:
             raise ValueError("name 'default' always exists and is shared: set create: false")
         return self
+
+
+# The official image, as Docker Hub names it with or without the registry.
+OFFICIAL_AIRFLOW_IMAGES = frozenset(
+    {
+        AIRFLOW_IMAGE_REPOSITORY,
+        f"docker.io/{AIRFLOW_IMAGE_REPOSITORY}",
+        f"registry.hub.docker.com/{AIRFLOW_IMAGE_REPOSITORY}",
+    }
+)
 
 
 class ImageConfig(StrictModel):
@@ -343,6 +354,14 @@ class AirflowConfig(PodCustomization):
             ("dagProcessor.", self.dag_processor),
             ("triggerer.", self.triggerer),
             ("celery.workers.", self.celery.workers if self.celery is not None else None),
+            *(
+                (f"celery.workerPools[{index}].", pool)
+                for index, pool in enumerate(self.celery.worker_pools if self.celery else [])
+            ),
+            *(
+                (f"dags.bundles[{index}].dagProcessor.", bundle.dag_processor)
+                for index, bundle in enumerate(self.dags.bundles)
+            ),
         ]
         for prefix, block in blocks:
             if block is None:
@@ -368,11 +387,43 @@ class AirflowConfig(PodCustomization):
                         f"{prefix}{where}: no volume {mount.name!r} in "
                         f"{prefix}extraVolumes or extraVolumes"
                     )
+        if self.dag_processor.replicas > 1:
+            raise ValueError(
+                f"dagProcessor.replicas: {self.dag_processor.replicas} processors would each "
+                "parse every file of the same bundles (Airflow 3.3 does not coordinate "
+                "processors of one bundle); split the DAGs into dags.bundles instead, each "
+                "gets a processor of its own"
+            )
+        for index, bundle in enumerate(self.dags.bundles):
+            connection = "bundle_" + bundle.name.replace("-", "_")
+            if bundle.git and bundle.git.connection_secret and connection in self.connections:
+                raise ValueError(
+                    f"connections.{connection}: dags.bundles[{index}] ({bundle.name!r}) "
+                    "delivers its Git credentials as this connection; rename yours"
+                )
+        if self.celery is not None:
+            default_queue = merged(self.airflow_config).get(("operators", "default_queue"))
+            queue = DEFAULT_QUEUE if default_queue is None else str(default_queue)
+            served = set(self.celery.workers.queues).union(
+                *(pool.queues for pool in self.celery.worker_pools)
+            )
+            if queue not in served:
+                raise ValueError(
+                    f"celery.workers.queues: no worker pool consumes {queue!r}, the queue of "
+                    "every task that names none (airflowConfig.operators.default_queue): such "
+                    "tasks would stay queued; add it to a pool's queues"
+                )
         api_options = merged(self.airflow_config, self.api_server.airflow_config)
-        if problem := api_server_option_problem(api_options):
+        official = self.image.repository.split("@")[0] in OFFICIAL_AIRFLOW_IMAGES
+        if problem := api_server_option_problem(api_options, official):
             raise ValueError(f"apiServer.airflowConfig / airflowConfig: {problem}")
         local_tasks = self.parallelism if "LocalExecutor" in self.executors else 0
-        workers = self.celery.workers if self.celery is not None else None
+        pools = (
+            [("celery.workers", self.celery.workers)]
+            + [(f"celery.workerPools[{i}]", p) for i, p in enumerate(self.celery.worker_pools)]
+            if self.celery is not None
+            else []
+        )
         for problem in (
             _memory_refusal(
                 "scheduler.resources",
@@ -382,13 +433,16 @@ class AirflowConfig(PodCustomization):
                 f"parallelism {self.parallelism} LocalExecutor tasks",
                 "parallelism",
             ),
-            _memory_refusal(
-                "celery.workers.resources",
-                workers.resources if workers is not None else None,
-                workers.concurrency if workers is not None else 0,
-                CELERY_SLOT,
-                f"concurrency {workers.concurrency if workers else 0} tasks",
-                "concurrency",
+            *(
+                _memory_refusal(
+                    f"{key}.resources",
+                    pool.resources,
+                    pool.concurrency,
+                    CELERY_SLOT,
+                    f"concurrency {pool.concurrency} tasks",
+                    "concurrency",
+                )
+                for key, pool in pools
             ),
         ):
             if problem:

@@ -236,6 +236,23 @@ Cron = Annotated[str, AfterValidator(validate_cron)]
 AirflowIdentifier = Annotated[
     str, _matching(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$", "an Airflow id (letters, digits, _ . -)")
 ]
+# Celery queue names: they reach `--queues` (comma-separated) and the KEDA query as SQL
+# literals, so only characters neither of them treats specially.
+QueueName = Annotated[
+    str,
+    _matching(
+        r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$", "a Celery queue name (letters, digits, _ . -)"
+    ),
+]
+# A worker pool's name, in its objects' names after "<release>-worker-" (whether it fits with
+# the release name is checked where both are known).
+WorkerPoolName = Annotated[
+    str,
+    _matching(
+        r"^[a-z]([-a-z0-9]{0,18}[a-z0-9])?$",
+        "a pool name (lower-case letters, digits and '-', starting with a letter, at most 20)",
+    ),
+]
 ConfigKeyName = Annotated[
     str, _matching(r"^[A-Za-z][A-Za-z0-9_]{0,127}$", "a stack config key name (e.g. warehouseUri)")
 ]

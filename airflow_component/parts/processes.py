@@ -14,6 +14,7 @@ from ..needs import API_SERVER, FLOWER, WORKER
 from ..placement import placed
 from ..pod_template import TEMPLATE_COMPONENT, TEMPLATE_FILE, pod_template_yaml
 from ..processes import Process, deployment_spec
+from ..resolve import CeleryWorkers
 from .base import Context, Part
 
 KEDA_API = "keda.sh/v1alpha1"
@@ -42,6 +43,7 @@ class AirflowProcess(Part):
         component = process.component
         super().__init__("AirflowProcess", component, context, opts)
         config, naming = self.config, self.naming
+        pools = {pool.component: pool for pool in (config.celery.pools if config.celery else ())}
         k8s.apps.v1.Deployment(
             self.name(component),
             metadata=self.metadata(component),
@@ -61,8 +63,8 @@ class AirflowProcess(Part):
             )
         if component == API_SERVER:
             self._api_server()
-        elif component == WORKER:
-            self._worker_autoscaling()
+        elif (pool := pools.get(component)) is not None:
+            self._worker_autoscaling(pool)
         elif component == FLOWER:
             k8s.core.v1.Service(
                 self.name(FLOWER),
@@ -95,25 +97,31 @@ class AirflowProcess(Part):
                 opts=self.opts(),
             )
 
-    def _worker_autoscaling(self) -> None:
+    def _worker_autoscaling(self, pool: CeleryWorkers) -> None:
+        """The pool's ScaledObject; the default pool's part also holds the scaler's
+        TriggerAuthentication, which every pool's ScaledObject names (KEDA retries a ScaledObject
+        whose authentication does not exist yet)."""
         config, naming = self.config, self.naming
-        if not config.autoscaling.celery_workers.enabled:
+        secrets = self.context.runtime.secrets
+        first: list[pulumi.Resource] = []
+        if pool.component == WORKER and config.celery is not None and config.celery.autoscaled:
+            first.append(
+                k8s.apiextensions.CustomResource(
+                    self.name("keda-postgres"),
+                    api_version=KEDA_API,
+                    kind="TriggerAuthentication",
+                    metadata=self.metadata("keda-postgres"),
+                    spec=autoscaling.keda_trigger_authentication_spec(naming, secrets),
+                    opts=self.opts(),
+                )
+            )
+        if not pool.autoscaling.enabled:
             return
-        authentication = k8s.apiextensions.CustomResource(
-            self.name("keda-postgres"),
-            api_version=KEDA_API,
-            kind="TriggerAuthentication",
-            metadata=self.metadata("keda-postgres"),
-            spec=autoscaling.keda_trigger_authentication_spec(naming, self.context.runtime.secrets),
-            opts=self.opts(),
-        )
         k8s.apiextensions.CustomResource(
-            self.name(WORKER),
+            self.name(pool.component),
             api_version=KEDA_API,
             kind="ScaledObject",
-            metadata=self.metadata(WORKER),
-            spec=autoscaling.worker_scaled_object_spec(
-                config, naming, self.context.runtime.secrets
-            ),
-            opts=self.opts(depends_on=[authentication]),
+            metadata=self.metadata(pool.component),
+            spec=autoscaling.worker_scaled_object_spec(config, naming, secrets, pool),
+            opts=self.opts(depends_on=first),
         )

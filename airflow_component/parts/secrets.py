@@ -109,7 +109,7 @@ class Secrets(Part):
             metadata: dict[str, pulumi.Input[str]] = {CONNECTION: url}
             if config.celery is not None:
                 metadata[RESULT_BACKEND] = url.apply(lambda value: f"db+{value}")
-            if config.autoscaling.celery_workers.enabled:
+            if config.celery is not None and config.celery.autoscaled:
                 # KEDA's postgresql scaler takes a libpq URL, not SQLAlchemy's.
                 metadata[KEDA_CONNECTION] = url.apply(
                     lambda value: value.replace("postgresql+psycopg2://", "postgresql://", 1)

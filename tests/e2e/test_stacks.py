@@ -140,13 +140,13 @@ def _task_slots(stack_run) -> tuple[str, int]:
         if not matches:
             continue
         container = matches[0].inputs["spec"]["template"]["spec"]["containers"][0]
+        where = f"{workload}-e2e/{container['name']}"
+        if workload == "airflow-worker":
+            # `airflow celery worker --concurrency N`, as the worker's own CLI reads it.
+            args = list(container.get("args") or [])
+            return where, int(args[args.index("--concurrency") + 1])
         env = {e["name"]: e.get("value") for e in container.get("env") or []}
-        key = (
-            "AIRFLOW__CELERY__WORKER_CONCURRENCY"
-            if workload == "airflow-worker"
-            else "AIRFLOW__CORE__PARALLELISM"
-        )
-        return f"{workload}-e2e/{container['name']}", int(env[key])
+        return where, int(env["AIRFLOW__CORE__PARALLELISM"])
     raise AssertionError("no worker and no scheduler rendered")
 
 

@@ -59,6 +59,7 @@ def prepare_stack(
     dag_timeout: float = 240,
     cluster_override: dict[str, Any] | None = None,
     extra_config: dict[str, Any] | None = None,
+    external_hosts: dict[tuple[str, int], int] | None = None,
 ) -> StackRun:
     """Render the stack and lay out its pods (no process runs yet); then call `execute`."""
     from airflow_component.config import parse_config
@@ -112,6 +113,8 @@ def prepare_stack(
         postgres.provision(ext.database, ext.user, password, superuser=False)
         external[(ext.host, ext.port)] = postgres.port
 
+    # Servers outside the cluster the test runs itself (a git daemon): host:port -> local port.
+    external.update(external_hosts or {})
     git = config.dags.git_sync if config.dags.delivery == "git-sync" else None
     git_server = None
     if git is not None and (host := git_host(git.repo)) and (port := git_port(git.repo)):
