@@ -40,7 +40,7 @@ from .metrics import metrics_env
 from .naming import AIRFLOW_GID, AIRFLOW_HOME, AIRFLOW_UID, LOGS_FOLDER, Naming
 from .needs import Needs, Secret
 from .placement import team_containers, team_env, team_mounts, team_volumes
-from .resolve import ResolvedConfig
+from .resolve import Bundle, ResolvedConfig
 from .secrets import (
     URL_HEAD_ENV,
     URL_TAIL_ENV,
@@ -182,14 +182,11 @@ def secret_scoped_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsD
         )
     if needs.needs(Secret.DECLARED):
         env += declared_env(config.connections, config.variables, runtime.naming)
-    if needs.needs(Secret.GIT_BUNDLES):
+    if needs.needs(Secret.BUNDLE_CONNECTIONS):
         env += [
-            secret_env(f"AIRFLOW_CONN_{bundle.connection_id.upper()}", bundle.git.connection_secret)
-            for bundle in config.dags.git_bundles
-            if bundle.name in needs.fetches_bundles
-            and bundle.connection_id is not None
-            and bundle.git is not None
-            and bundle.git.connection_secret is not None
+            secret_env(connection_env_name(bundle), bundle.connection_secret)
+            for bundle in config.dags.fetched_bundles
+            if bundle.name in needs.fetches_bundles and bundle.connection_secret is not None
         ]
     remote = config.logging.remote
     if needs.needs(Secret.REMOTE_LOGS) and remote and remote.connection_secret:
@@ -279,37 +276,62 @@ def airflow_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
 
 GIT_BUNDLE_CLASS = "airflow.providers.git.bundles.git.GitDagBundle"
 LOCAL_BUNDLE_CLASS = "airflow.dag_processing.bundles.local.LocalDagBundle"
-# Clones and per-version checkouts of Git bundles (an emptyDir of its own: not /tmp's).
+# Object-store bundles: the Amazon and Google providers' classes and connection kwargs.
+OBJECT_STORE_BUNDLES = {
+    "s3": ("airflow.providers.amazon.aws.bundles.s3.S3DagBundle", "aws_conn_id", "aws://"),
+    "gs": (
+        "airflow.providers.google.cloud.bundles.gcs.GCSDagBundle",
+        "gcp_conn_id",
+        "google-cloud-platform://",
+    ),
+}
+# Clones, downloads and per-version checkouts (an emptyDir of its own: not /tmp's).
 BUNDLE_STORAGE_PATH = f"{AIRFLOW_HOME}/dag-bundles"
 BUNDLE_STORAGE_SIZE = "4Gi"
+
+
+def connection_env_name(bundle: Bundle) -> str:
+    assert bundle.connection_id is not None
+    return f"AIRFLOW_CONN_{bundle.connection_id.upper()}"
+
+
+def bundle_entry(bundle: Bundle) -> dict[str, Any]:
+    """One entry of `dag_bundle_config_list`, as the bundle's class takes its kwargs."""
+    kwargs: dict[str, Any] = {}
+    if bundle.git is not None:
+        git = bundle.git
+        classpath = GIT_BUNDLE_CLASS
+        kwargs.update(repo_url=git.repo, tracking_ref=git.tracking_ref)
+        if git.subdir:
+            kwargs["subdir"] = git.subdir
+        if bundle.connection_id:
+            kwargs["git_conn_id"] = bundle.connection_id
+        refresh = git.refresh_interval
+    elif bundle.object_store is not None:
+        store = bundle.object_store
+        classpath, connection_kwarg, _ = OBJECT_STORE_BUNDLES[store.scheme]
+        kwargs.update(bucket_name=store.bucket, prefix=store.prefix)
+        kwargs[connection_kwarg] = bundle.connection_id
+        refresh = store.refresh_interval
+    else:
+        # The DAG folder (AIRFLOW__CORE__DAGS_FOLDER), as Airflow's default list has it.
+        return {"name": bundle.name, "classpath": LOCAL_BUNDLE_CLASS, "kwargs": {}}
+    if refresh is not None:
+        kwargs["refresh_interval"] = refresh
+    return {"name": bundle.name, "classpath": classpath, "kwargs": kwargs}
 
 
 def bundle_config_list(config: ResolvedConfig, names: Sequence[str]) -> str:
     """`[dag_processor] dag_bundle_config_list` for these bundles, written by the JSON
     serializer (user text never shapes it)."""
-    entries: list[dict[str, Any]] = []
-    for bundle in config.dags.bundles:
-        if bundle.name not in names:
-            continue
-        if bundle.git is None:
-            # The DAG folder (AIRFLOW__CORE__DAGS_FOLDER), as Airflow's default list has it.
-            entries.append({"name": bundle.name, "classpath": LOCAL_BUNDLE_CLASS, "kwargs": {}})
-            continue
-        git = bundle.git
-        kwargs: dict[str, Any] = {"repo_url": git.repo, "tracking_ref": git.tracking_ref}
-        if git.subdir:
-            kwargs["subdir"] = git.subdir
-        if bundle.connection_id:
-            kwargs["git_conn_id"] = bundle.connection_id
-        if git.refresh_interval is not None:
-            kwargs["refresh_interval"] = git.refresh_interval
-        entries.append({"name": bundle.name, "classpath": GIT_BUNDLE_CLASS, "kwargs": kwargs})
+    entries = [bundle_entry(bundle) for bundle in config.dags.bundles if bundle.name in names]
     return json.dumps(entries, sort_keys=True)
 
 
 def bundle_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
     """The bundles this container initializes (only with `dags.bundles`; without it Airflow's
-    default list, the DAG folder alone, applies everywhere)."""
+    default list, the DAG folder alone, applies everywhere), their storage, and the identity
+    connection of object-store bundles without credentials (no secret in it)."""
     if not needs.fetches_bundles:
         return []
     env = [
@@ -318,15 +340,21 @@ def bundle_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
             bundle_config_list(runtime.config, needs.fetches_bundles),
         )
     ]
-    if fetches_git(runtime.config, needs):
+    if fetches_remote(runtime.config, needs):
         env.append(
             plain_env("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_STORAGE_PATH", BUNDLE_STORAGE_PATH)
         )
+    for bundle in runtime.config.dags.fetched_bundles:
+        store = bundle.object_store
+        if bundle.name in needs.fetches_bundles and store and bundle.connection_secret is None:
+            identity = OBJECT_STORE_BUNDLES[store.scheme][2]
+            env.append(plain_env(connection_env_name(bundle), identity))
     return env
 
 
-def fetches_git(config: ResolvedConfig, needs: Needs) -> bool:
-    return any(bundle.name in needs.fetches_bundles for bundle in config.dags.git_bundles)
+def fetches_remote(config: ResolvedConfig, needs: Needs) -> bool:
+    """It fetches a Git or object-store bundle into local storage."""
+    return any(bundle.name in needs.fetches_bundles for bundle in config.dags.fetched_bundles)
 
 
 def kubernetes_executor_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
@@ -372,7 +400,7 @@ def airflow_volumes(runtime: AirflowRuntime, needs: Needs) -> list[VolumeArgsDic
         _writable_dir("tmp"),
         {"name": "airflow-cfg", "config_map": {"name": airflow_cfg_config_map(runtime.naming)}},
     ]
-    if fetches_git(runtime.config, needs):
+    if fetches_remote(runtime.config, needs):
         volumes.append(_writable_dir("dag-bundles", BUNDLE_STORAGE_SIZE))
     source = runtime.config.auth.webserver_config
     if source is not None and needs.reads_auth_config:
@@ -443,7 +471,7 @@ def airflow_volume_mounts(runtime: AirflowRuntime, needs: Needs) -> list[VolumeM
             "read_only": True,
         },
     ]
-    if fetches_git(runtime.config, needs):
+    if fetches_remote(runtime.config, needs):
         mounts.append({"name": "dag-bundles", "mount_path": BUNDLE_STORAGE_PATH})
     if simple_auth(runtime, needs):
         mounts.append({"name": "simple-auth", "mount_path": SIMPLE_AUTH_DIR})

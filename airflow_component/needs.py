@@ -41,7 +41,7 @@ class Secret(enum.Enum):
     ADMIN_PASSWORD = "admin password"
     DECLARED = "declared connections and variables"
     REMOTE_LOGS = "remote log connection"
-    GIT_BUNDLES = "Git bundle connections"
+    BUNDLE_CONNECTIONS = "DAG bundle connections"
 
 
 # What runs task code (DAG authors' code): it gets only what tasks themselves use.
@@ -196,10 +196,10 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
     explicit = config.dags.explicit_bundles
     folder = config.dags.reads_dag_folder
     every_bundle = tuple(bundle.name for bundle in config.dags.bundles) if explicit else ()
-    with_connection = {b.name for b in config.dags.git_bundles if b.connection_id is not None}
+    with_secret = {b.name for b in config.dags.bundles if b.connection_secret is not None}
 
     def bundle_secrets(names: tuple[str, ...]) -> frozenset[Secret]:
-        return frozenset({Secret.GIT_BUNDLES} if with_connection & set(names) else ())
+        return frozenset({Secret.BUNDLE_CONNECTIONS} if with_secret & set(names) else ())
 
     # Where tasks run: their run's version of any bundle is fetched there.
     runner_bundles = bundle_secrets(every_bundle)
@@ -252,7 +252,7 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
                 grooms_logs=groom_own,
                 task_logs=True,
                 secrets=core | task_data | bundle_secrets((bundle.name,)),
-                reads_dags=bundle.git is None,
+                reads_dags=not bundle.fetched,
                 fetches_bundles=(bundle.name,) if explicit else (),
                 long_running=True,
                 replicas=bundle.processor.replicas,
@@ -431,15 +431,21 @@ def git_port(repo: str) -> int | None:
 
 
 def dag_source_ports(config: ResolvedConfig, bundles: tuple[str, ...] | None) -> tuple[int, ...]:
-    """Ports of the Git servers of these bundles (None: every DAG source, git-sync's too)."""
-    repos = [
-        bundle.git.repo
-        for bundle in config.dags.git_bundles
-        if bundle.git is not None and (bundles is None or bundle.name in bundles)
-    ]
-    if bundles is None and config.dags.delivery == "git-sync" and config.dags.git_sync:
-        repos.append(config.dags.git_sync.repo)
-    return tuple(sorted({port for repo in repos if (port := git_port(repo)) is not None}))
+    """Ports of the servers of these bundles (None: every DAG source, git-sync's too): a Git
+    repository's from its URL, an object store's HTTPS."""
+    ports: set[int] = set()
+    for bundle in config.dags.fetched_bundles:
+        if bundles is not None and bundle.name not in bundles:
+            continue
+        if bundle.git is not None and (port := git_port(bundle.git.repo)) is not None:
+            ports.add(port)
+        if bundle.object_store is not None:
+            ports.add(HTTPS_PORT)
+    git_sync = config.dags.git_sync
+    sync_port = git_port(git_sync.repo) if git_sync is not None else None
+    if bundles is None and config.dags.delivery == "git-sync" and sync_port is not None:
+        ports.add(sync_port)
+    return tuple(sorted(ports))
 
 
 def _database_flow(config: ResolvedConfig, present: set[str]) -> Flow:
@@ -500,7 +506,7 @@ def _with_flows(config: ResolvedConfig, needs: list[Needs]) -> list[Needs]:
         )
         if item.fetches_bundles or item.probes_dag_source:
             egress += [
-                Flow(source, (port,), purpose="git bundle")
+                Flow(source, (port,), purpose="DAG bundle")
                 for port in bundle_ports
                 if port != repo_port or not (item.reads_dags or item.probes_dag_source)
             ]

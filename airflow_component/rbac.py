@@ -6,6 +6,7 @@ pod-launch Role is bound to exactly the components whose needs say they launch p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypedDict
 
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
@@ -14,6 +15,7 @@ from pulumi_kubernetes.rbac.v1 import PolicyRuleArgsDict, RoleRefArgsDict, Subje
 from .config import RemoteLoggingConfig
 from .naming import Naming
 from .needs import Needs
+from .resolve import Bundle
 
 POD_LAUNCHER = "pod-launcher"
 # Exactly what launching and following pods needs (KubernetesExecutor, KubernetesPodOperator).
@@ -63,16 +65,26 @@ def service_account_manifest(
     account: str,
     users: list[Needs],
     remote_logging: RemoteLoggingConfig | None = None,
+    bundles: Sequence[Bundle] = (),
 ) -> ServiceAccountArgs:
-    """Accounts of Airflow processes carry the cloud identity annotations for remote logs."""
+    """Accounts of Airflow processes carry the cloud identity annotations for remote logs and
+    for the object-store bundles they fetch."""
     metadata: ObjectMetaArgsDict = {
         "name": naming.object(account),
         "namespace": naming.namespace,
         "labels": naming.metadata_labels(account),
     }
     handles_logs = any(n.task_logs for n in users)
-    if remote_logging and remote_logging.service_account_annotations and handles_logs:
-        metadata["annotations"] = dict(remote_logging.service_account_annotations)
+    annotations: dict[str, str] = {}
+    if remote_logging and handles_logs:
+        annotations.update(remote_logging.service_account_annotations)
+    fetched = {name for n in users for name in n.fetches_bundles}
+    for bundle in bundles:
+        if bundle.name in fetched and bundle.object_store is not None:
+            # The cloud identity that reads the bucket (the config refuses conflicting ones).
+            annotations.update(bundle.object_store.service_account_annotations)
+    if annotations:
+        metadata["annotations"] = annotations
     return {
         "metadata": metadata,
         # Tokens are mounted per pod where needed, never by default.

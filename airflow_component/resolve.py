@@ -45,6 +45,7 @@ from .config import (
     PoolConfig,
     PostgresStorage,
     Resources,
+    SecretKeyRef,
     SelfCheckConfig,
     ServiceConfig,
     StorageConfig,
@@ -57,7 +58,7 @@ from .config import (
     postgres_protected,
 )
 from .config.airflow_options import AirflowOptions
-from .config.dags import DAGS_FOLDER_BUNDLE, GitBundleConfig
+from .config.dags import DAGS_FOLDER_BUNDLE, GitBundleConfig, ObjectStoreBundleConfig
 from .config.extensions import (
     ExtraContainer,
     ExtraEnvVar,
@@ -69,7 +70,7 @@ from .config.extensions import (
     Toleration,
     TopologySpread,
 )
-from .config.sizing import CELERY_SLOT, LOCAL_SLOT, with_task_slots
+from .config.sizing import API_WORKER, CELERY_SLOT, LOCAL_SLOT, with_task_slots
 
 Record = TypeVar("Record")
 
@@ -197,8 +198,9 @@ class Bundle:
     """A DAG bundle and the dag-processor that parses it."""
 
     name: str
-    # None: the DAG folder (`dags.delivery`); else the Git repository.
+    # At most one is set; neither: the DAG folder (`dags.delivery`).
     git: GitBundleConfig | None
+    object_store: ObjectStoreBundleConfig | None
     # Its dag-processor: component, config key and settings (the bundle's `dagProcessor` block
     # over the top-level `dagProcessor`).
     component: str
@@ -206,9 +208,21 @@ class Bundle:
     processor: Process
 
     @property
+    def fetched(self) -> bool:
+        """Fetched from a server into local storage (Git, object store), not the DAG folder."""
+        return self.git is not None or self.object_store is not None
+
+    @property
+    def connection_secret(self) -> SecretKeyRef | None:
+        source = self.git or self.object_store
+        return source.connection_secret if source is not None else None
+
+    @property
     def connection_id(self) -> str | None:
-        """The Airflow connection its Git credentials are (`AIRFLOW_CONN_<ID>`), if any."""
-        if self.git is None or self.git.connection_secret is None:
+        """The Airflow connection it is fetched with (`AIRFLOW_CONN_<ID>`): a Git bundle's when
+        credentials are given, an object-store bundle's always (credentials or the pod's
+        identity)."""
+        if self.object_store is None and self.connection_secret is None:
             return None
         return "bundle_" + self.name.replace("-", "_")
 
@@ -226,11 +240,11 @@ class Dags:
 
     @property
     def reads_dag_folder(self) -> bool:
-        return any(bundle.git is None for bundle in self.bundles)
+        return any(not bundle.fetched for bundle in self.bundles)
 
     @property
-    def git_bundles(self) -> tuple[Bundle, ...]:
-        return tuple(bundle for bundle in self.bundles if bundle.git is not None)
+    def fetched_bundles(self) -> tuple[Bundle, ...]:
+        return tuple(bundle for bundle in self.bundles if bundle.fetched)
 
 
 @dataclass(frozen=True)
@@ -395,6 +409,7 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
         return Bundle(
             name=given.name,
             git=given.git,
+            object_store=given.object_store,
             component=f"dag-processor-{given.name}",
             key=f"dags.bundles[{index}]",
             processor=_record(
@@ -406,6 +421,7 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
         Bundle(
             name=DAGS_FOLDER_BUNDLE,
             git=None,
+            object_store=None,
             component="dag-processor",
             key="dagProcessor",
             processor=process("dag_processor", "dagProcessor"),
@@ -442,7 +458,13 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
             external=config.database.external,
         ),
         migrations=config.migrations,
-        api_server=process("api_server", "apiServer", ApiServer),
+        api_server=_record(
+            ApiServer,
+            config.api_server,
+            # Every uvicorn worker past the first is another process with the apps loaded.
+            resources=config.api_server.resources
+            or with_task_slots(defaults["apiServer"], config.api_server.workers - 1, API_WORKER),
+        ),
         scheduler=_record(
             Process,
             config.scheduler,

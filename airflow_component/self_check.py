@@ -17,11 +17,13 @@ from typing import Any
 from pulumi_kubernetes.batch.v1 import JobSpecArgsDict
 
 from .airflow_env import AirflowRuntime
+from .config.dags import ObjectStoreBundleConfig
 from .jobs import airflow_job_spec
 from .kube import checksum, plain_env, secret_env
 from .naming import Naming
 from .needs import (
     API_SERVER_PORT,
+    HTTPS_PORT,
     REDIS_PORT,
     SELF_CHECK,
     git_endpoint,
@@ -31,6 +33,15 @@ from .needs import (
 from .programs.self_check import CONFIG_ENV, PASSWORD_ENV
 from .resolve import ResolvedConfig
 from .secrets import metadata_endpoint
+
+# The endpoints an object-store bundle's SDK connects to (the global ones; regional endpoints
+# share their address ranges and port).
+OBJECT_STORE_HOSTS = {"s3": "s3.amazonaws.com", "gs": "storage.googleapis.com"}
+
+
+def object_store_host(store: ObjectStoreBundleConfig) -> str:
+    return OBJECT_STORE_HOSTS[store.scheme]
+
 
 PROGRAM_FILE = "self_check.py"
 MOUNT = "/opt/airflow/self-check"
@@ -83,14 +94,21 @@ def self_check_input(
                 "fix": "dags.gitSync.repo / networkPolicies.dagSourceCidrs",
             }
         )
-    for bundle in config.dags.git_bundles:
-        assert bundle.git is not None
-        if (endpoint := git_endpoint(bundle.git.repo)) is not None:
+    for bundle in config.dags.fetched_bundles:
+        if bundle.git is not None and (endpoint := git_endpoint(bundle.git.repo)) is not None:
             endpoints.append(
                 {
                     "address": f"{endpoint[0]}:{endpoint[1]}",
                     "flow": f"DAG bundle {bundle.name} (git)",
                     "fix": f"{bundle.key}.git.repo / networkPolicies.dagSourceCidrs",
+                }
+            )
+        if bundle.object_store is not None:
+            endpoints.append(
+                {
+                    "address": f"{object_store_host(bundle.object_store)}:{HTTPS_PORT}",
+                    "flow": f"DAG bundle {bundle.name} (object store)",
+                    "fix": f"{bundle.key}.objectStore / networkPolicies.dagSourceCidrs",
                 }
             )
     remote = config.logging.remote

@@ -46,6 +46,12 @@ ANALYTICS = {
     "dagProcessor": {"nodeSelector": {"pool": "parsing"}},
 }
 FINANCE = {"name": "finance", "git": {"repo": "git@git.example.com:org/finance.git"}}
+# One ServiceAccount holds one role: prod's log role also reads the DAG bucket.
+ROLE = {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/airflow-prod-logs"}
+REPORTS = {
+    "name": "reports",
+    "objectStore": {"url": "s3://company-dags/reports", "serviceAccountAnnotations": ROLE},
+}
 FOLDER = {"name": "dags-folder", "dagsFolder": {}}
 GIT_SOURCE = "10.20.0.7"  # inside prod's dagSourceCidrs, set below
 
@@ -271,7 +277,7 @@ def test_a_hostile_ref_is_refused_and_an_accepted_one_round_trips(text: str) -> 
         (
             {"bundles": [{**FINANCE, "dagsFolder": {}}]},
             {},
-            r"exactly one of `git`, `dagsFolder`",
+            r"exactly one of `git`, `objectStore`, `dagsFolder`",
         ),
         (
             {"bundles": [{**FINANCE, "dagProcessor": {"replicas": 2}}]},
@@ -331,3 +337,70 @@ def test_a_bundle_name_that_would_not_fit_in_object_names_is_refused_naming_it()
     with pytest.raises(pulumi.RunError, match=rf"dags\.bundles\[0\]\.name: .*at most {room}"):
         run_under_mocks(lambda: AirflowCluster(release, cluster("b" * (room + 1))), mocks=mocks)
     assert mocks.resources == []
+
+
+def test_an_object_store_bundle_is_fetched_with_the_pod_identity_or_its_secret() -> None:
+    """S3/GCS bundles: the provider's class and kwargs; without a connection Secret the fetching
+    pods carry the bucket's cloud identity (ServiceAccount annotations) and an identity-only
+    connection; with one, only a secretKeyRef; HTTPS to the store is allowed to them only."""
+    gcs = {
+        "name": "ml",
+        "objectStore": {
+            "url": "gs://ml-dags",
+            "connectionSecret": {"name": "gcp-dags", "key": "connection"},
+        },
+    }
+    rendering = render_stack("prod", cluster=with_bundles("prod", [FOLDER, REPORTS, gcs]))
+    worker = next(c for w, c, _ in containers(rendering) if w == "airflow-worker/worker")
+    listed = {entry["name"]: entry for entry in bundle_list(worker) or []}
+    assert listed["reports"] == {
+        "name": "reports",
+        "classpath": "airflow.providers.amazon.aws.bundles.s3.S3DagBundle",
+        "kwargs": {
+            "bucket_name": "company-dags",
+            "prefix": "reports",
+            "aws_conn_id": "bundle_reports",
+        },
+    }
+    assert listed["ml"]["classpath"] == "airflow.providers.google.cloud.bundles.gcs.GCSDagBundle"
+    assert listed["ml"]["kwargs"] == {
+        "bucket_name": "ml-dags",
+        "prefix": "",
+        "gcp_conn_id": "bundle_ml",
+    }
+    for where, container, _ in containers(rendering):
+        fetched = {entry["name"] for entry in bundle_list(container) or []}
+        variables = env(container)
+        reports = variables.get("AIRFLOW_CONN_BUNDLE_REPORTS")
+        ml = variables.get("AIRFLOW_CONN_BUNDLE_ML")
+        assert (reports is not None) == ("reports" in fetched), where
+        assert (ml is not None) == ("ml" in fetched), where
+        if reports is not None:
+            assert reports["value"] == "aws://", where  # identity only: no credentials in it
+        if ml is not None:
+            assert ml["valueFrom"]["secretKeyRef"] == {"name": "gcp-dags", "key": "connection"}
+    accounts = {a.object_name: a.inputs["metadata"] for a in rendering.of_kind("ServiceAccount")}
+    for name in ("airflow-worker", "airflow-dag-processor"):
+        assert ROLE.items() <= (accounts[name].get("annotations") or {}).items(), name
+    # Without remote logs, the bucket's identity goes only where the bucket is read.
+    cluster = with_bundles("prod", [FOLDER, REPORTS])
+    cluster["logging"] = {k: v for k, v in cluster["logging"].items() if k != "remote"}
+    alone = render_stack("prod", cluster=cluster)
+    annotated = {
+        str(a.object_name)
+        for a in alone.of_kind("ServiceAccount")
+        if ROLE.items() <= (a.inputs["metadata"].get("annotations") or {}).items()
+    }
+    assert annotated == {"airflow-worker", "airflow-dag-processor", "airflow-task-pod"}, annotated
+
+
+def test_two_cloud_identities_for_one_service_account_are_refused() -> None:
+    other = {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/other"}
+    second = {
+        "name": "more",
+        "objectStore": {"url": "s3://more-dags", "serviceAccountAnnotations": other},
+    }
+    with pytest.raises(
+        pulumi.RunError, match=r"dags\.bundles\[1\]\.objectStore\.serviceAccountAnnotations: eks"
+    ):
+        parse_config({"dags": {"bundles": [REPORTS, second]}})

@@ -122,3 +122,26 @@ def test_a_hand_set_limit_that_holds_them_is_kept() -> None:
         }
     )
     assert config.scheduler.resources is not None
+
+
+# Measured by the real-Airflow suite under the same light load (tests/e2e: the `pools` stack
+# runs 3 uvicorn workers, the `bundles` stack 1): 890 MiB against 267 MiB.
+API_PEAK_1_MIB, API_PEAK_3_MIB = 267, 890
+API_WORKER_MIB = (API_PEAK_3_MIB - API_PEAK_1_MIB) / 2
+
+
+@pytest.mark.parametrize("workers", [1, 4, 16])
+def test_the_api_server_limit_holds_its_uvicorn_workers(workers: int) -> None:
+    """Each uvicorn worker is a process with the apps loaded: the default limit holds the
+    measured first worker and every further one; a hand-set limit that cannot is refused."""
+    cluster = copy.deepcopy(cluster_config("local"))
+    cluster["apiServer"] = {**cluster.get("apiServer", {}), "workers": workers}
+    limit = limit_mib(render_stack("local", cluster=cluster), "airflow-api-server")
+    assert limit >= API_PEAK_1_MIB + (workers - 1) * API_WORKER_MIB, limit
+    small = {
+        "requests": {"cpu": "100m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": f"{int(API_PEAK_1_MIB + (workers - 1) * 250)}Mi"},
+    }
+    if workers > 1:
+        with pytest.raises(pulumi.RunError, match=r"apiServer\.resources\.limits\.memory"):
+            parse_config({"apiServer": {"workers": workers, "resources": small}})

@@ -213,6 +213,60 @@ class GitBundleConfig(StrictModel):
         return value
 
 
+class ObjectStoreBundleConfig(StrictModel):
+    """DAG files under a prefix of an S3 or GCS bucket (`S3DagBundle` of the Amazon provider,
+    `GCSDagBundle` of the Google provider; the official image ships both). Not versioned: a run
+    uses what the bucket holds when its tasks start."""
+
+    url: Annotated[
+        str,
+        _matching(
+            r"^(s3|gs)://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9_.-][A-Za-z0-9_./-]{0,200})?$",
+            "s3://bucket/prefix or gs://bucket/prefix",
+        ),
+    ] = Field(description="Bucket and prefix, e.g. s3://company-dags/analytics.")
+    connection_secret: SecretKeyRef | None = Field(
+        default=None,
+        description=(
+            "Existing Secret key holding an Airflow `aws` or `google_cloud_platform` connection; "
+            "unset: the pod's cloud identity (serviceAccountAnnotations)."
+        ),
+    )
+    service_account_annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "IRSA / Workload Identity annotations for the ServiceAccounts of the processes that "
+            "fetch this bundle."
+        ),
+    )
+    refresh_interval: int | None = Field(
+        default=None,
+        ge=1,
+        le=86400,
+        description="Seconds between fetches ([dag_processor] refresh_interval when unset).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _inside_the_bucket(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError(f"{value!r}: '..' is not allowed")
+        return value
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0]
+
+    @property
+    def bucket(self) -> str:
+        return self.url.split("://", 1)[1].split("/", 1)[0]
+
+    @property
+    def prefix(self) -> str:
+        parts = self.url.split("://", 1)[1].split("/", 1)
+        return parts[1] if len(parts) > 1 else ""
+
+
 class DagsFolderBundleConfig(StrictModel):
     """The DAG folder that `dags.delivery` fills (image, git-sync, volume, hostPath) as a bundle
     (`LocalDagBundle`, not versioned)."""
@@ -238,6 +292,9 @@ class DagBundleConfig(StrictModel):
 
     name: BundleName = Field(description="Bundle name (Airflow's and in object names).")
     git: GitBundleConfig | None = Field(default=None, description="A Git repository.")
+    object_store: ObjectStoreBundleConfig | None = Field(
+        default=None, description="A prefix of an S3 or GCS bucket."
+    )
     dags_folder: DagsFolderBundleConfig | None = Field(
         default=None, description="The DAG folder `dags.delivery` fills."
     )
@@ -247,6 +304,9 @@ class DagBundleConfig(StrictModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> DagBundleConfig:
-        if (self.git is None) == (self.dags_folder is None):
-            raise ValueError(f"bundle {self.name!r}: set exactly one of `git`, `dagsFolder`")
+        sources = [self.git, self.object_store, self.dags_folder]
+        if sum(source is not None for source in sources) != 1:
+            raise ValueError(
+                f"bundle {self.name!r}: set exactly one of `git`, `objectStore`, `dagsFolder`"
+            )
         return self

@@ -56,7 +56,7 @@ from .security import (
     ExistingSecrets,
     FernetConfig,
 )
-from .sizing import CELERY_SLOT, LOCAL_SLOT, SlotCost, too_small
+from .sizing import API_WORKER, CELERY_SLOT, LOCAL_SLOT, SlotCost, too_small
 from .types import (
     IMPLEMENTED_EXECUTORS,
     LABEL_KEY,
@@ -394,13 +394,29 @@ class AirflowConfig(PodCustomization):
                 "processors of one bundle); split the DAGs into dags.bundles instead, each "
                 "gets a processor of its own"
             )
+        identity = {
+            key: ("logging.remote.serviceAccountAnnotations", value)
+            for key, value in (
+                self.logging.remote.service_account_annotations if self.logging.remote else {}
+            ).items()
+        }
         for index, bundle in enumerate(self.dags.bundles):
             connection = "bundle_" + bundle.name.replace("-", "_")
-            if bundle.git and bundle.git.connection_secret and connection in self.connections:
+            connected = bundle.object_store or (bundle.git and bundle.git.connection_secret)
+            if connected and connection in self.connections:
                 raise ValueError(
                     f"connections.{connection}: dags.bundles[{index}] ({bundle.name!r}) "
-                    "delivers its Git credentials as this connection; rename yours"
+                    "is fetched with this connection; rename yours"
                 )
+            store = bundle.object_store
+            for key, value in (store.service_account_annotations if store else {}).items():
+                here = f"dags.bundles[{index}].objectStore.serviceAccountAnnotations"
+                other, given = identity.setdefault(key, (here, value))
+                if given != value:
+                    raise ValueError(
+                        f"{here}: {key} differs from {other}; workers fetch every bundle and "
+                        "write logs under one ServiceAccount, which holds one identity"
+                    )
         if self.celery is not None:
             default_queue = merged(self.airflow_config).get(("operators", "default_queue"))
             queue = DEFAULT_QUEUE if default_queue is None else str(default_queue)
@@ -432,6 +448,14 @@ class AirflowConfig(PodCustomization):
                 LOCAL_SLOT,
                 f"parallelism {self.parallelism} LocalExecutor tasks",
                 "parallelism",
+            ),
+            _memory_refusal(
+                "apiServer.resources",
+                self.api_server.resources,
+                self.api_server.workers - 1,
+                API_WORKER,
+                f"{self.api_server.workers - 1} uvicorn workers beyond the first",
+                "apiServer.workers",
             ),
             *(
                 _memory_refusal(

@@ -29,7 +29,9 @@ class Identity(Part):
             k8s.core.v1.ServiceAccount(
                 self.name(account),
                 opts=self.opts(),
-                **service_account_manifest(naming, account, account_users, config.logging.remote),
+                **service_account_manifest(
+                    naming, account, account_users, config.logging.remote, config.dags.bundles
+                ),
             )
         for role_name, accounts in (
             (POD_LAUNCHER, pod_launchers(config)),

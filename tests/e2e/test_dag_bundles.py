@@ -272,6 +272,9 @@ def test_a_run_keeps_the_version_it_started_on(bundles: BundlesRun) -> None:
     }
     assert versions == {run_a: first, run_b: second}, versions
     print(f"\n[e2e] bundles: run A on {first[:8]} reported v1, run B on {second[:8]} v2")
+    from .test_worker_pools import print_api_server_memory
+
+    print_api_server_memory("bundles", cluster, 1)
 
 
 def test_processors_of_different_bundles_never_disable_each_other(
@@ -292,3 +295,85 @@ def test_processors_of_different_bundles_never_disable_each_other(
     database = parse_config(bundles_cluster()).database.in_cluster.database
     rows = postgres_server.psql("SELECT name, active FROM dag_bundle ORDER BY name;", database)
     assert rows.split() == ["analytics|t", "dags-folder|t"], rows
+
+
+def _init_parameters(source: str, class_name: str) -> tuple[set[str], bool]:
+    """The keyword parameters a class's __init__ takes, and whether it takes **kwargs."""
+    import ast
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                    arguments = item.args
+                    names = {a.arg for a in [*arguments.args, *arguments.kwonlyargs]} - {"self"}
+                    return names, arguments.kwarg is not None
+    raise AssertionError(f"class {class_name} with an __init__ not found")
+
+
+def test_object_store_bundle_kwargs_are_what_the_shipped_providers_take(
+    airflow_venv: Path, tmp_path: Path
+) -> None:
+    """The official image ships the Amazon and Google providers; our venv does not (they pull
+    in the cloud SDKs). Their released wheels are read instead: the class each rendered entry
+    names must exist and take every kwarg we render (its own, or BaseDagBundle's through
+    **kwargs, read from the installed Airflow)."""
+    import zipfile
+
+    from airflow_component.airflow_env import bundle_config_list
+    from airflow_component.config import parse_config
+    from airflow_component.resolve import resolve
+
+    config = parse_config(
+        {
+            "dags": {
+                "bundles": [
+                    {"name": "s3", "objectStore": {"url": "s3://dags-b/p", "refreshInterval": 60}},
+                    {"name": "gcs", "objectStore": {"url": "gs://dags-b/p", "refreshInterval": 60}},
+                ]
+            }
+        }
+    )
+    entries = json.loads(bundle_config_list(resolve(config), ["s3", "gcs"]))
+    subprocess.run(
+        [
+            str(airflow_venv / "bin" / "pip"),
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(tmp_path),
+            "apache-airflow-providers-amazon",
+            "apache-airflow-providers-google",
+        ],
+        check=True,
+        timeout=300,
+    )
+    base = subprocess.run(
+        [
+            str(airflow_venv / "bin" / "python"),
+            "-c",
+            "import inspect, json; from airflow.dag_processing.bundles.base import BaseDagBundle;"
+            "print(json.dumps(list(inspect.signature(BaseDagBundle.__init__).parameters)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    base_parameters = set(json.loads(base.stdout)) - {"self", "kwargs"}
+    wheels = sorted(tmp_path.glob("*.whl"))
+    assert len(wheels) == 2, wheels
+    for entry in entries:
+        module, class_name = entry["classpath"].rsplit(".", 1)
+        member = module.replace(".", "/") + ".py"
+        sources = [
+            zipfile.ZipFile(wheel).read(member).decode()
+            for wheel in wheels
+            if member in zipfile.ZipFile(wheel).namelist()
+        ]
+        assert sources, f"{entry['classpath']}: no shipped provider has {member}"
+        own, passes_on = _init_parameters(sources[0], class_name)
+        accepted = own | (base_parameters if passes_on else set())
+        assert set(entry["kwargs"]) <= accepted, (entry, sorted(accepted))
+        print(f"\n[e2e] {class_name} in {[w.name for w in wheels]} takes {sorted(entry['kwargs'])}")

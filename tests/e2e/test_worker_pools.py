@@ -28,6 +28,7 @@ from .harness.stack import StackRun, execute, prepare_stack
 pytestmark = pytest.mark.e2e
 
 GPU_POOL = {"name": "gpu", "queues": ["gpu"], "concurrency": 2}
+API_WORKERS = 3
 DAG_ID = "e2e_queues"
 
 
@@ -39,6 +40,8 @@ def pools_cluster() -> dict[str, Any]:
         {
             "executors": "CeleryExecutor",
             "celery": {"workers": {"concurrency": 2}, "workerPools": [GPU_POOL]},
+            # Three uvicorn workers: their memory next to the one-worker stacks' (benchmark).
+            "apiServer": {**raw.get("apiServer", {}), "workers": API_WORKERS},
         }
     )
     return raw
@@ -102,6 +105,20 @@ def test_each_task_runs_on_the_pool_that_consumes_its_queue(pools_run: StackRun)
     assert ran_on["on_default_queue"] in default_pods, (ran_on, sorted(pods))
     assert ran_on["on_gpu_queue"] in gpu_pods, (ran_on, sorted(pods))
     assert instances["on_gpu_queue"]["queue"] == "gpu"
+    print_api_server_memory("pools", cluster, API_WORKERS)
+
+
+def print_api_server_memory(label: str, cluster: Any, workers: int) -> None:
+    """Benchmark: the api-server's peak with this many uvicorn workers (never asserted)."""
+    from .test_stacks import MEMORY
+
+    for report in cluster.memory_reports():
+        if report.container.startswith("airflow-api-server") and report.container.endswith(
+            "/api-server"
+        ):
+            line = f"MEMORY stack={label} apiServer.workers={workers} {report.line()}"
+            print(f"\n[e2e] {line}")
+            MEMORY.append(line)
 
 
 # --- KEDA queries ----------------------------------------------------------------------------
