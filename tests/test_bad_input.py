@@ -202,6 +202,7 @@ RICH_EXTERNAL: dict[str, Any] = {
         "mode": "external",
         "external": {"host": "db.example.com", "passwordSecret": _ref("db")},
     },
+    "upgrade": {"snapshot": False},
     "dags": {"delivery": "volume", "volume": {"size": "2Gi"}},
 }
 RICH_LOCAL: dict[str, Any] = {
@@ -269,9 +270,13 @@ def test_unknown_key_is_refused_at_every_level(path: Path) -> None:
 LOCAL = cluster_config("local")
 PROD = cluster_config("prod")
 EXTERNAL = _set(
-    _drop(LOCAL, "database"),
-    "database",
-    {"mode": "external", "external": {"host": "db.example.com", "passwordSecret": _ref("db")}},
+    _set(
+        _drop(LOCAL, "database"),
+        "database",
+        {"mode": "external", "external": {"host": "db.example.com", "passwordSecret": _ref("db")}},
+    ),
+    "upgrade",
+    {"snapshot": False},
 )
 CELERY = _set(LOCAL, "executors", ["CeleryExecutor"])
 

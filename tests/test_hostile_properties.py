@@ -63,6 +63,7 @@ def hostile_config(draw: st.DrawFn) -> dict[str, Any]:
             },
         }
         base.pop("backups", None)
+        base["upgrade"] = {"snapshot": False}
     return base
 
 

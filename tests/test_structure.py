@@ -255,8 +255,12 @@ INTENDED_NAME_CHANGES: dict[str, dict[str, list[list[str]]]] = {
         "added": [["Role", "airflow-pod-log-reader"], ["RoleBinding", "airflow-pod-log-reader"]]
     },
     # staging keeps task logs in S3: a ReadWriteMany claim needs a provisioner (nfs-client)
-    # that a cluster may not have.
-    "staging": {"removed": [["PersistentVolumeClaim", "airflow-logs"]]},
+    # that a cluster may not have. It snapshots its in-cluster Postgres before each migration
+    # (#15): a Job named after the image it prepares for.
+    "staging": {
+        "removed": [["PersistentVolumeClaim", "airflow-logs"]],
+        "added": [["Job", "airflow-snapshot-3-3-2"]],
+    },
 }
 # Kinds whose names changed on purpose, with the reason a reviewer would accept.
 RENAMED_KINDS = {

@@ -74,6 +74,7 @@ from .root import (
     parse_config,
     pgbouncer_enabled,
     postgres_protected,
+    snapshot_enabled,
 )
 from .security import AuthConfig, ExistingSecrets, FernetConfig
 from .types import (
@@ -157,4 +158,5 @@ __all__ = [
     "pgbouncer_enabled",
     "postgres_protected",
     "quantity_value",
+    "snapshot_enabled",
 ]

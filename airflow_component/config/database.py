@@ -120,6 +120,19 @@ class BackupsConfig(StrictModel):
     storage_class_name: DnsSubdomain | None = Field(default=None, description="StorageClass.")
 
 
+class UpgradeConfig(StrictModel):
+    """What `pulumi up` does before migrating the schema to a new Airflow image."""
+
+    snapshot: bool | None = Field(
+        default=None,
+        description=(
+            "pg_dump in-cluster Postgres into the backups claim before the migration Job of "
+            "every new image (default: on when backups are). An external database needs an "
+            "explicit `false`: take the provider's snapshot first (README: Upgrades)."
+        ),
+    )
+
+
 class MigrationsConfig(StrictModel):
     """The schema migration Job and the wait in every Airflow pod."""
 

@@ -26,6 +26,7 @@ from .database import (
     DatabaseConfig,
     MigrationsConfig,
     PgBouncerConfig,
+    UpgradeConfig,
 )
 from .extensions import PodCustomization
 from .network import (
@@ -234,6 +235,9 @@ class AirflowConfig(PodCustomization):
         default_factory=AutoscalingConfig, description="Autoscaling."
     )
     backups: BackupsConfig = Field(default_factory=BackupsConfig, description="Postgres backups.")
+    upgrade: UpgradeConfig = Field(
+        default_factory=UpgradeConfig, description="The snapshot taken before each migration."
+    )
     availability: AvailabilityConfig = Field(
         default_factory=AvailabilityConfig, description="PDBs and topology spread."
     )
@@ -319,6 +323,23 @@ class AirflowConfig(PodCustomization):
         if pgbouncer_enabled(self) and self.existing_secrets.postgres_password:
             raise ValueError(
                 "pgbouncer needs the generated Postgres password (existingSecrets.postgresPassword)"
+            )
+        snapshot = self.upgrade.snapshot
+        if not in_cluster and snapshot is None:
+            raise ValueError(
+                "upgrade.snapshot: with an external database nothing here can snapshot it before "
+                "a migration; take your provider's snapshot before changing the image and set "
+                "upgrade.snapshot: false to say so (README: Upgrades)"
+            )
+        if not in_cluster and snapshot:
+            raise ValueError(
+                "upgrade.snapshot: true is for in-cluster Postgres; snapshot an external "
+                "database with its provider and set false"
+            )
+        if in_cluster and snapshot and not backups_enabled(self):
+            raise ValueError(
+                "upgrade.snapshot: the snapshot is written to the backups claim; enable backups "
+                "(backups.enabled) or set upgrade.snapshot: false"
             )
         if backups_enabled(self) and not in_cluster:
             raise ValueError("backups are for in-cluster Postgres; back up an external one there")
@@ -547,6 +568,11 @@ def _memory_refusal(
         f"{key}.limits.memory {given.limits.memory} cannot hold {slots} (~{cost.measured_mib} "
         f"MiB each) and the process: at least {needed}Mi; raise it or lower {knob}"
     )
+
+
+def snapshot_enabled(config: AirflowConfig) -> bool:
+    snapshot = config.upgrade.snapshot
+    return backups_enabled(config) if snapshot is None else snapshot
 
 
 def backups_enabled(config: AirflowConfig) -> bool:

@@ -29,7 +29,7 @@ class Database(Part):
                 spec=database.postgres_service_spec(naming, postgres),
                 opts=self.opts(),
             )
-            k8s.apps.v1.StatefulSet(
+            server = k8s.apps.v1.StatefulSet(
                 self.name(database.COMPONENT),
                 metadata=self.metadata(database.COMPONENT),
                 spec=placed(
@@ -42,7 +42,7 @@ class Database(Part):
                 assert secrets.postgres_password is not None
                 self._pgbouncer(secrets.postgres_password, secrets.checksum_key)
             if config.backups.enabled:
-                self._backups(postgres.protect)
+                self._backups(postgres.protect, server)
         self.finish()
 
     def _pgbouncer(self, password: pulumi.Output[str], checksum_key: pulumi.Output[str]) -> None:
@@ -77,7 +77,7 @@ class Database(Part):
             opts=self.opts(depends_on=[secret]),
         )
 
-    def _backups(self, protect: bool) -> None:
+    def _backups(self, protect: bool, server: pulumi.Resource) -> None:
         config, naming = self.config, self.naming
         claim = k8s.core.v1.PersistentVolumeClaim(
             self.name("backups"),
@@ -96,6 +96,20 @@ class Database(Part):
             ),
             opts=self.opts(depends_on=[claim]),
         )
+        if config.upgrade_snapshot:
+            # Named after the image: a new image is a new Job, which Pulumi runs and awaits
+            # before the migration Job (the Migrations part depends on this one); a failed
+            # dump fails `pulumi up` before the schema is touched.
+            name = backups.snapshot_job_name(config, naming)
+            k8s.batch.v1.Job(
+                self.name(backups.SNAPSHOT_COMPONENT),
+                metadata=self.metadata(backups.SNAPSHOT_COMPONENT, job=True, name=name),
+                spec=placed(
+                    backups.snapshot_job_spec(config, naming, self.context.runtime.secrets),
+                    config,
+                ),
+                opts=self.opts(depends_on=[claim, server]),
+            )
 
 
 class Broker(Part):

@@ -68,6 +68,22 @@ def airflow_venv() -> Path:
     return venv
 
 
+PREVIOUS_AIRFLOW_VERSION = "3.2.2"
+
+
+@pytest.fixture(scope="session")
+def previous_airflow_venv() -> Path:
+    """The previous minor release, for the upgrade scenario (scripts/test.sh builds it)."""
+    raw = os.environ.get("AIRFLOW_E2E_PREVIOUS_VENV")
+    venv = Path(raw).expanduser().resolve() if raw else REPO / ".venv-airflow-prev"
+    if not (venv / "bin" / "airflow").exists():
+        unavailable(
+            f"no Airflow {PREVIOUS_AIRFLOW_VERSION} venv at {venv} (set "
+            "AIRFLOW_E2E_PREVIOUS_VENV or run scripts/test.sh)"
+        )
+    return venv
+
+
 @pytest.fixture(scope="session")
 def postgres_bin() -> Path:
     found = find_postgres_bin()
@@ -193,9 +209,9 @@ def _benchmark_line(stack: str, run, standalone) -> str:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    from .test_stacks import MEMORY
+    from .test_stacks import FAULTS, MEMORY
 
-    for line in [*BENCHMARKS, *MEMORY]:
+    for line in [*BENCHMARKS, *MEMORY, *FAULTS]:
         terminalreporter.write_line(line)
 
 

@@ -130,3 +130,64 @@ def test_backup_job_dumps_restores_and_fails_on_a_wrong_password(
     assert broken.returncode != 0, "the Job reported success although pg_dump failed"
     assert "password authentication failed" in broken.stderr
     assert sorted(backups.iterdir()) == [dump], "a partial file was left or a dump was lost"
+
+
+def test_the_pre_upgrade_snapshot_names_both_versions_restores_and_fails_loudly(
+    postgres_server: PostgresServer, postgres_bin: Path, tmp_path: Path
+) -> None:
+    """The rendered snapshot Job (staging, image 3.4.0) against a database at a known Airflow
+    schema revision: its dump is named after the target image and that revision, restores into
+    a fresh database with the history intact, and a failing pg_dump fails the Job with nothing
+    left behind (so `pulumi up` stops before the migration)."""
+    import copy
+
+    from tests.support.rendering import cluster_config
+
+    cluster = copy.deepcopy(cluster_config("staging"))
+    cluster["image"] = {**cluster.get("image", {}), "tag": "3.4.0"}
+    rendering = render_stack("staging", cluster=cluster)
+    (job,) = [j for j in rendering.of_kind("Job") if "-snapshot-" in str(j.object_name)]
+    pod_spec = job.inputs["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    (mount,) = [m["mountPath"] for m in container["volumeMounts"] if m["name"] == "backups"]
+    namespace = rendering.outputs["namespace"]
+    store = ObjectStore.from_manifests(rendering.manifests())
+    pod = PodInfo(
+        name="snapshot", namespace=namespace, labels={}, annotations={}, service_account=""
+    )
+    env = resolve_env(container, store, pod, service_env={})
+    env["PGHOST"], env["PGPORT"] = postgres_server.host, str(postgres_server.port)
+    postgres_server.provision(env["PGDATABASE"], env["PGUSER"], env["PGPASSWORD"], superuser=False)
+    revision, marker = "29ce7909c52b", "history-before-upgrade"
+    postgres_server.psql(
+        f"SET ROLE {env['PGUSER']};"
+        " CREATE TABLE alembic_version (version_num varchar(32) NOT NULL);"
+        f" INSERT INTO alembic_version VALUES ('{revision}');"
+        f" CREATE TABLE dag_run (run_id text); INSERT INTO dag_run VALUES ('{marker}');",
+        database=env["PGDATABASE"],
+    )
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "airflow-20260101T000000Z.dump").write_text("a nightly dump, kept")
+
+    done = run_container(pod_spec, env, mount, backups, postgres_bin)
+    assert done.returncode == 0, done.stderr
+    (snapshot,) = backups.glob("pre-upgrade-*.dump")
+    assert snapshot.name.startswith(f"pre-upgrade-to-3-4-0-from-{revision}-"), snapshot.name
+    assert f"SNAPSHOT {mount}/{snapshot.name}" in done.stdout
+
+    restored = "airflow_snapshot_drill"
+    postgres_server.provision(restored, "snapshot-restorer", "restorer-pw", superuser=True)
+    restore = subprocess.run(
+        [str(postgres_bin / "pg_restore"), "--no-owner", "-h", postgres_server.host, "-p",
+         str(postgres_server.port), "-U", "snapshot-restorer", "-d", restored, str(snapshot)],
+        env={"PGPASSWORD": "restorer-pw", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert restore.returncode == 0, restore.stderr
+    assert postgres_server.psql("SELECT run_id FROM dag_run;", database=restored).strip() == marker
+
+    kept = sorted(backups.iterdir())
+    broken = run_container(pod_spec, {**env, "PGPASSWORD": "wrong"}, mount, backups, postgres_bin)
+    assert broken.returncode != 0, "the snapshot Job reported success although pg_dump failed"
+    assert sorted(backups.iterdir()) == kept, "a partial file was left or a dump was lost"

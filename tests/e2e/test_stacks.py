@@ -326,3 +326,129 @@ def test_nothing_written_to_the_read_only_root_filesystem(stack_run):
         "files written outside writable mounts (readOnlyRootFilesystem): "
         + "; ".join(f"{container}: {', '.join(paths[:20])}" for container, paths in writes.items())
     )
+
+
+# --- Faults survived (day-2). Last in the module: they disturb the running deployment. -------
+
+
+def _kill_and_restart(cluster, suffix: str, restart_after: float):
+    """SIGKILL to a container's process 1 (as `kill -9` or the OOM killer would), then the
+    kubelet's restart of a container whose pod has restartPolicy Always (the same container
+    spec, a new run) after `restart_after` seconds. Returns (container, time of the kill)."""
+    (container,) = [c for c in cluster.main_containers() if c.label.endswith(suffix)]
+    pid = container.process.root_pid()
+    assert pid, f"{container.label}: no process 1 found"
+    killed_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    container.process.popen.wait(timeout=60)
+    container.process.stop()
+    time.sleep(restart_after)
+    container.pod._start(container)
+    return container, killed_at
+
+
+def _ready_again(cluster, container, timeout: float = 240) -> float:
+    """Seconds until the container's readiness probe (as rendered) passes again."""
+    probe = container.manifest.get("readinessProbe") or container.manifest["livenessProbe"]
+    started = time.monotonic()
+    wait_for(
+        f"{container.label} ready again",
+        lambda: cluster.run_probe(container, probe)[0] or None,
+        timeout,
+        interval=1.0,
+    )
+    return time.monotonic() - started
+
+
+def test_a_killed_scheduler_is_restarted_and_the_run_completes(stack_run):
+    """SIGKILL to the scheduler while a task runs, restarted as the kubelet would. With Celery
+    the task runs on a worker and finishes; the restarted scheduler completes the run. With the
+    LocalExecutor the task ran inside the scheduler's container and died with it (Airflow then
+    fails it by its heartbeat timeout, or retries it by the task's policy): there the check is
+    that the restarted scheduler runs a new DAG run to success."""
+    cluster, client = stack_run.cluster, stack_run.client
+    celery = any(c.label.endswith("/worker") for c in cluster.main_containers())
+    dag_id, task_id = "e2e_long_task", "sleep_then_succeed"
+    run_id = trigger(client, dag_id, timeout=180, alive=cluster.check_alive)
+    wait_for(
+        "the long task running",
+        lambda: task_state(client, dag_id, run_id, task_id) == "running" or None,
+        120,
+        interval=0.5,
+    )
+    scheduler, killed_at = _kill_and_restart(cluster, "airflow-scheduler-e2e/scheduler", 1.0)
+    ready = _ready_again(cluster, scheduler)
+    if celery:
+        final = wait_for(
+            "the run finished after the scheduler's restart",
+            lambda: (
+                (
+                    (s := client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
+                    in ("success", "failed")
+                    and s
+                )
+                or None
+            ),
+            240,
+        )
+        assert final == "success", final
+        assert task_state(client, dag_id, run_id, task_id) == "success"
+    else:
+        fresh = trigger(client, DAG_ID, timeout=120)
+        final = wait_for(
+            "a new run after the scheduler's restart",
+            lambda: (
+                (
+                    (s := client.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{fresh}")["state"])
+                    in ("success", "failed")
+                    and s
+                )
+                or None
+            ),
+            240,
+        )
+        assert final == "success", final
+    recovered = time.monotonic() - killed_at
+    line = (
+        f"BENCHMARK stack={stack_run.stack} fault=scheduler-sigkill: ready again {ready:.1f}s "
+        f"after restart, run {final} {recovered:.1f}s after the kill"
+    )
+    print(f"\n[e2e] {line}")
+    FAULTS.append(line)
+
+
+def test_a_killed_api_server_does_not_fail_a_running_task(stack_run):
+    """SIGKILL to the api-server (the Execution API) while a task runs; the kubelet restarts it
+    after 5 s. The task's calls to the Execution API fail meanwhile; the Task SDK retries them,
+    so the task succeeds on its first try (asserted: no retry was needed or allowed)."""
+    cluster, client = stack_run.cluster, stack_run.client
+    dag_id, task_id = "e2e_long_task", "sleep_then_succeed"
+    run_id = trigger(client, dag_id, timeout=180, alive=cluster.check_alive)
+    wait_for(
+        "the long task running",
+        lambda: task_state(client, dag_id, run_id, task_id) == "running" or None,
+        120,
+        interval=0.5,
+    )
+    api_server, killed_at = _kill_and_restart(cluster, "airflow-api-server-e2e/api-server", 5.0)
+    ready = _ready_again(cluster, api_server)
+    client.login(stack_run.admin_username, stack_run.admin_password)
+    final = wait_for(
+        "the long task finished",
+        lambda: ((s := task_state(client, dag_id, run_id, task_id)) in FINAL and s) or None,
+        240,
+        interval=0.5,
+    )
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+    tries = client.request("GET", path)["try_number"]
+    assert (final, tries) == ("success", 1), (final, tries)
+    line = (
+        f"BENCHMARK stack={stack_run.stack} fault=api-server-sigkill: ready again {ready:.1f}s "
+        f"after restart, task {final} on try {tries}, "
+        f"{time.monotonic() - killed_at:.1f}s after the kill"
+    )
+    print(f"\n[e2e] {line}")
+    FAULTS.append(line)
+
+
+FAULTS: list[str] = []

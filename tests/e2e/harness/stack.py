@@ -60,6 +60,7 @@ def prepare_stack(
     cluster_override: dict[str, Any] | None = None,
     extra_config: dict[str, Any] | None = None,
     external_hosts: dict[tuple[str, int], int] | None = None,
+    keep_database: bool = False,
 ) -> StackRun:
     """Render the stack and lay out its pods (no process runs yet); then call `execute`."""
     from airflow_component.config import parse_config
@@ -145,7 +146,9 @@ def prepare_stack(
         dag_timeout=dag_timeout,
         deviations=deviations,
     )
-    cluster.provision_in_cluster_databases()
+    if not keep_database:
+        # A fresh database; kept for an upgrade, which renders the same release again.
+        cluster.provision_in_cluster_databases()
     return run
 
 

@@ -1,0 +1,104 @@
+"""Upgrades as a transaction (issue: day-2). The rules `pulumi up` must follow when the Airflow
+image changes, as Pulumi orders resources:
+- a snapshot of in-cluster Postgres is taken and finished before the migration Job starts, and
+  the migration before any Deployment rolls (a failed dump or migration stops there, with the
+  old pods serving);
+- a new image means a new snapshot Job; re-running `pulumi up` on the same image runs none;
+- the snapshot pod may reach Postgres (the backup's identity and NetworkPolicy);
+- an external database cannot be snapshotted from here: the config must say so.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pulumi
+import pytest
+
+from airflow_component.config import parse_config
+from tests.support.rendering import Rendering, cluster_config, render_stack
+from tests.test_network_and_availability import allowed, pods, policies_of
+from tests.test_structure import ordered_before
+
+
+def staging(tag: str | None = None, **changes: Any) -> Rendering:
+    cluster = copy.deepcopy(cluster_config("staging"))
+    if tag is not None:
+        cluster["image"] = {**cluster.get("image", {}), "tag": tag}
+    cluster.update(changes)
+    return render_stack("staging", cluster=cluster)
+
+
+def snapshot_jobs(rendering: Rendering) -> list[Any]:
+    return [j for j in rendering.of_kind("Job") if "-snapshot-" in str(j.object_name)]
+
+
+def test_the_snapshot_finishes_before_the_migration_and_the_migration_before_any_rollout() -> None:
+    rendering = staging()
+    (snapshot,) = snapshot_jobs(rendering)
+    (migrate,) = [j for j in rendering.of_kind("Job") if j.object_name == "airflow-db-migrate"]
+    before = ordered_before(rendering)
+    assert snapshot.urn in before[migrate.urn]
+    for deployment in rendering.of_kind("Deployment"):
+        if deployment.object_name in ("airflow-pgbouncer",):
+            continue
+        spec = deployment.inputs["spec"]["template"]["spec"]
+        if not any("airflow" in c["image"] for c in spec["containers"]):
+            continue
+        assert migrate.urn in before[deployment.urn], deployment.object_name
+    # The Postgres server it dumps is up first, and the claim it writes to exists.
+    server = rendering.one("StatefulSet", "airflow-postgres")
+    claim = rendering.one("PersistentVolumeClaim", "airflow-backups")
+    assert {server.urn, claim.urn} <= before[snapshot.urn]
+
+
+def test_a_new_image_is_a_new_snapshot_and_the_same_image_none() -> None:
+    first, again, upgraded = staging("3.3.2"), staging("3.3.2"), staging("3.4.0")
+    (one,), (same,), (new,) = snapshot_jobs(first), snapshot_jobs(again), snapshot_jobs(upgraded)
+    assert one.inputs == same.inputs
+    assert one.object_name != new.object_name
+    assert "3-4-0" in str(new.object_name)
+    script = new.inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    assert "pre-upgrade-to-3-4-0-from-" in script
+    # It never joins the nightly rotation (`airflow-*.dump`), so `keep` cannot delete it.
+    assert "/backups/airflow-" not in script
+
+
+def test_the_snapshot_pod_reaches_postgres_and_runs_restricted() -> None:
+    from tests.test_pod_security import restricted_violations
+
+    rendering = staging()
+    (snapshot,) = snapshot_jobs(rendering)
+    template = snapshot.inputs["spec"]["template"]
+    policies, by = policies_of(rendering), pods(rendering)
+    from tests.test_network_and_availability import pod
+
+    labels = template["metadata"]["labels"]
+    assert allowed(policies, pod(labels), by["postgres"], 5432)
+    assert not restricted_violations(template["spec"])
+
+
+def test_local_without_backups_takes_no_snapshot() -> None:
+    assert not snapshot_jobs(render_stack("local"))
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        (
+            {"upgrade": {}},
+            r"upgrade\.snapshot: with an external database nothing here can snapshot it",
+        ),
+        ({"upgrade": {"snapshot": True}}, r"upgrade\.snapshot: true is for in-cluster"),
+    ],
+)
+def test_an_external_database_needs_an_explicit_answer(changes: dict[str, Any], named: str) -> None:
+    cluster = {**copy.deepcopy(cluster_config("prod")), **changes}
+    with pytest.raises(pulumi.RunError, match=named):
+        parse_config(cluster)
+
+
+def test_a_snapshot_without_a_claim_to_hold_it_is_refused() -> None:
+    with pytest.raises(pulumi.RunError, match=r"upgrade\.snapshot: .*enable backups"):
+        parse_config({"environment": "local", "upgrade": {"snapshot": True}})
