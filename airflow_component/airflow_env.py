@@ -39,7 +39,7 @@ from .kube import (
 from .metrics import metrics_env
 from .naming import AIRFLOW_GID, AIRFLOW_HOME, AIRFLOW_UID, LOGS_FOLDER, Naming
 from .needs import Needs, Secret
-from .placement import team_containers, team_env, team_mounts, team_volumes
+from .placement import team_containers, team_env, team_env_from, team_mounts, team_volumes
 from .resolve import Bundle, ResolvedConfig
 from .secrets import (
     URL_HEAD_ENV,
@@ -506,6 +506,11 @@ def airflow_container(
         "image_pull_policy": runtime.config.image.pull_policy,
         "args": list(args),
         "env": [*airflow_env(runtime, needs), *extra_env],
+        **(
+            {"env_from": env_from}
+            if (env_from := team_env_from(runtime.config, needs.component))
+            else {}
+        ),
         "volume_mounts": [*mounts, *extra_mounts],
         "resources": resource_requirements(resources),
         "security_context": container_security_context(),

@@ -65,6 +65,23 @@ SELECTOR_LABELS = (
 )
 
 
+def team_env_from(config: ResolvedConfig, component: str) -> list[dict[str, Any]]:
+    """`extraEnvFrom`: the top level's, then the process block's."""
+    process = team_process(config, component)
+    sources = [*config.pods.extra_env_from, *(process.extra_env_from if process else [])]
+    rendered = []
+    for source in sources:
+        item: dict[str, Any] = (
+            {"secret_ref": {"name": source.secret}}
+            if source.secret is not None
+            else {"config_map_ref": {"name": source.config_map}}
+        )
+        if source.prefix:
+            item["prefix"] = source.prefix
+        rendered.append(item)
+    return rendered
+
+
 def pod_placement(
     config: ResolvedConfig, component: str | None, pod_labels: Mapping[str, str]
 ) -> dict[str, Any]:

@@ -242,6 +242,7 @@ def flower_process(runtime: AirflowRuntime) -> Process:
             resources=flower.resources,
             airflow_config={},
             extra_env=[],
+            extra_env_from=[],
             node_selector=None,
             tolerations=None,
             priority_class_name=None,

@@ -61,6 +61,7 @@ from .config import (
 from .config.airflow_options import AirflowOptions
 from .config.dags import DAGS_FOLDER_BUNDLE, GitBundleConfig, ObjectStoreBundleConfig
 from .config.extensions import (
+    EnvFromSource,
     ExtraContainer,
     ExtraEnvVar,
     ExtraVolume,
@@ -93,6 +94,7 @@ class Process:
     resources: Resources
     airflow_config: AirflowOptions
     extra_env: list[ExtraEnvVar]
+    extra_env_from: list[EnvFromSource]
     node_selector: dict[str, str] | None
     tolerations: list[Toleration] | None
     priority_class_name: str | None

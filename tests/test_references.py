@@ -31,6 +31,9 @@ def declared_existing(raw: Any) -> set[tuple[str, str]]:
                 found |= {("Secret", name) for name in value}
             elif key == "existingClaim" and value:
                 found.add(("PersistentVolumeClaim", value))
+            elif key == "extraEnvFrom":
+                found |= {("Secret", s["secret"]) for s in value if s.get("secret")}
+                found |= {("ConfigMap", s["configMap"]) for s in value if s.get("configMap")}
             else:
                 found |= declared_existing(value)
     elif isinstance(raw, list):
@@ -50,6 +53,11 @@ def pod_references(spec: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield "Secret", source["secretKeyRef"]["name"]
             if "configMapKeyRef" in source:
                 yield "ConfigMap", source["configMapKeyRef"]["name"]
+        for whole in container.get("envFrom", []):
+            if "secretRef" in whole:
+                yield "Secret", whole["secretRef"]["name"]
+            if "configMapRef" in whole:
+                yield "ConfigMap", whole["configMapRef"]["name"]
     for volume in spec.get("volumes", []):
         if "secret" in volume:
             yield "Secret", volume["secret"]["secretName"]

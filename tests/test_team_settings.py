@@ -599,3 +599,48 @@ def test_a_pod_affinity_kubernetes_would_reject_or_that_selects_everything_is_re
 ) -> None:
     with pytest.raises(pulumi.RunError, match=named):
         parse_config({"podAntiAffinity": affinity})
+
+
+def test_extra_env_from_reaches_airflow_containers_and_never_one_of_our_secrets() -> None:
+    """Whole Secrets/ConfigMaps as env: top level in every Airflow container, a process block's
+    only in that process's; the component's own `env` entries win (Kubernetes ranks `env` above
+    `envFrom`, so a key there cannot replace a managed setting); naming a Secret the component
+    owns is refused (every key of it would reach containers outside its secret scope)."""
+    from tests.test_references import dangling
+
+    scheduler = {
+        **cluster_config("prod").get("scheduler", {}),
+        "extraEnvFrom": [{"configMap": "scheduler-tuning", "prefix": "TUNING_"}],
+    }
+    rendering = with_cluster(
+        "prod", extraEnvFrom=[{"secret": "team-settings"}], scheduler=scheduler
+    )
+    for where, container in airflow_containers(rendering):
+        sources = container.get("envFrom") or []
+        assert {"secretRef": {"name": "team-settings"}} in sources, where
+        own = {"configMapRef": {"name": "scheduler-tuning"}, "prefix": "TUNING_"}
+        assert (own in sources) == (where == "Deployment/airflow-scheduler/scheduler"), where
+    for where, spec, _ in pods(rendering):
+        for container in spec["containers"]:
+            if not AIRFLOW_IMAGE.search(container["image"]):
+                assert not container.get("envFrom"), where
+    raw = {**cluster_config("prod"), "extraEnvFrom": [{"secret": "team-settings"}]}
+    raw["scheduler"] = scheduler
+    assert not dangling(rendering, raw)
+    mocks = CapturingMocks()
+    with pytest.raises(pulumi.RunError, match=r"celery\.workers\.extraEnvFrom\[0\]\.secret"):
+        run_under_mocks(
+            lambda: AirflowCluster(
+                "airflow",
+                AirflowClusterArgs(
+                    config=parse_config(
+                        {
+                            "executors": "CeleryExecutor",
+                            "celery": {"workers": {"extraEnvFrom": [{"secret": "airflow-keys"}]}},
+                        }
+                    )
+                ),
+            ),
+            mocks=mocks,
+        )
+    assert mocks.resources == []

@@ -116,6 +116,20 @@ class ExtraEnvVar(StrictModel):
         return self
 
 
+class EnvFromSource(StrictModel):
+    """Every key of an existing Secret or ConfigMap as environment variables (`envFrom`)."""
+
+    secret: DnsSubdomain | None = Field(default=None, description="Existing Secret's name.")
+    config_map: DnsSubdomain | None = Field(default=None, description="Existing ConfigMap's name.")
+    prefix: EnvName | None = Field(default=None, description="Prefix for every variable name.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvFromSource:
+        if (self.secret is None) == (self.config_map is None):
+            raise ValueError("give exactly one of `secret` or `configMap`")
+        return self
+
+
 class Toleration(StrictModel):
     """A Kubernetes toleration."""
 
@@ -376,6 +390,14 @@ class PodCustomization(StrictModel):
     )
     extra_env: list[ExtraEnvVar] = Field(
         default_factory=list, description="Extra environment variables ([{name, value|secret}])."
+    )
+    extra_env_from: list[EnvFromSource] = Field(
+        default_factory=list,
+        description=(
+            "Whole existing Secrets or ConfigMaps as environment variables in the Airflow "
+            "containers (their keys are not known at preview: the component's own variables win "
+            "over theirs, as Kubernetes ranks `env` above `envFrom`)."
+        ),
     )
     node_selector: dict[LabelKey, LabelValue] | None = Field(
         default=None, description="Node labels the pods must run on."

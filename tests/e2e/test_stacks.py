@@ -318,17 +318,20 @@ def test_every_airflow_cron_job_runs_and_fails_on_a_wrong_password(stack_run):
         print(f"\n[e2e] stack {stack_run.stack}: CronJob {name}: ran; wrong password: exit {code}")
 
 
-def test_nothing_written_to_the_read_only_root_filesystem(stack_run):
-    """Stop everything, then compare each read-only image root with what the image shipped."""
-    stack_run.stop()
-    writes = stack_run.cluster.root_writes()
-    assert not writes, (
-        "files written outside writable mounts (readOnlyRootFilesystem): "
-        + "; ".join(f"{container}: {', '.join(paths[:20])}" for container, paths in writes.items())
-    )
+# --- Faults survived (day-2). They disturb the running deployment: after the tests that read
+# it, before the one that stops it.
 
 
-# --- Faults survived (day-2). Last in the module: they disturb the running deployment. -------
+def _restart_exited(cluster) -> list[str]:
+    """What the kubelet does for a pod with restartPolicy Always (or a Deployment for a pod an
+    earlier test rolled): start again every main container that exited."""
+    restarted = []
+    for container in cluster.main_containers():
+        if container.process is not None and container.process.poll() is not None:
+            restarted.append(container.label)
+            container.process.stop()
+            container.pod._start(container)
+    return restarted
 
 
 def _kill_and_restart(cluster, suffix: str, restart_after: float):
@@ -336,7 +339,7 @@ def _kill_and_restart(cluster, suffix: str, restart_after: float):
     kubelet's restart of a container whose pod has restartPolicy Always (the same container
     spec, a new run) after `restart_after` seconds. Returns (container, time of the kill)."""
     (container,) = [c for c in cluster.main_containers() if c.label.endswith(suffix)]
-    pid = container.process.root_pid()
+    pid = container.process.root_pid
     assert pid, f"{container.label}: no process 1 found"
     killed_at = time.monotonic()
     os.kill(pid, signal.SIGKILL)
@@ -367,6 +370,7 @@ def test_a_killed_scheduler_is_restarted_and_the_run_completes(stack_run):
     fails it by its heartbeat timeout, or retries it by the task's policy): there the check is
     that the restarted scheduler runs a new DAG run to success."""
     cluster, client = stack_run.cluster, stack_run.client
+    _restart_exited(cluster)  # the worker an earlier test rolled
     celery = any(c.label.endswith("/worker") for c in cluster.main_containers())
     dag_id, task_id = "e2e_long_task", "sleep_then_succeed"
     run_id = trigger(client, dag_id, timeout=180, alive=cluster.check_alive)
@@ -411,7 +415,8 @@ def test_a_killed_scheduler_is_restarted_and_the_run_completes(stack_run):
     recovered = time.monotonic() - killed_at
     line = (
         f"BENCHMARK stack={stack_run.stack} fault=scheduler-sigkill: ready again {ready:.1f}s "
-        f"after restart, run {final} {recovered:.1f}s after the kill"
+        f"after restart, {'the running' if celery else 'a new'} run {final} "
+        f"{recovered:.1f}s after the kill"
     )
     print(f"\n[e2e] {line}")
     FAULTS.append(line)
@@ -422,6 +427,7 @@ def test_a_killed_api_server_does_not_fail_a_running_task(stack_run):
     after 5 s. The task's calls to the Execution API fail meanwhile; the Task SDK retries them,
     so the task succeeds on its first try (asserted: no retry was needed or allowed)."""
     cluster, client = stack_run.cluster, stack_run.client
+    _restart_exited(cluster)
     dag_id, task_id = "e2e_long_task", "sleep_then_succeed"
     run_id = trigger(client, dag_id, timeout=180, alive=cluster.check_alive)
     wait_for(
@@ -452,3 +458,59 @@ def test_a_killed_api_server_does_not_fail_a_running_task(stack_run):
 
 
 FAULTS: list[str] = []
+
+
+def test_a_restarted_postgres_keeps_its_data_and_everything_reconnects(stack_run, postgres_server):
+    """Postgres stops (fast shutdown: every connection cut), stays down 5 s and starts again on
+    the same data. The kubelet restarts any container that exited meanwhile (restartPolicy
+    Always; counted and printed). Then the API answers, the history is still there and a new
+    run succeeds."""
+    cluster, client = stack_run.cluster, stack_run.client
+    _restart_exited(cluster)
+    runs = f"/api/v2/dags/{DAG_ID}/dagRuns"
+    before = client.request("GET", runs)["total_entries"]
+    killed_at = time.monotonic()
+    postgres_server.restart(down_seconds=5)
+    restarted: list[str] = []
+
+    def answering() -> bool | None:
+        restarted.extend(_restart_exited(cluster))
+        try:
+            client.login(stack_run.admin_username, stack_run.admin_password)
+            return bool(client.request("GET", runs))
+        except Exception:  # down until it is not
+            return None
+
+    wait_for("the API answering after Postgres' restart", answering, 240, interval=2.0)
+    answered = time.monotonic() - killed_at
+    assert client.request("GET", runs)["total_entries"] >= before, "history lost"
+    run_id = trigger(client, DAG_ID, timeout=180)
+
+    def finished() -> str | None:
+        restarted.extend(_restart_exited(cluster))
+        state = str(client.request("GET", f"{runs}/{run_id}")["state"])
+        return state if state in ("success", "failed") else None
+
+    try:
+        final = wait_for("a run after Postgres' restart", finished, 300)
+    except TimeoutError:
+        print(f"\n[e2e] restarted: {restarted}\n{cluster.log_tails(60)}")
+        raise
+    assert final == "success", final
+    line = (
+        f"BENCHMARK stack={stack_run.stack} fault=postgres-restart: API answering {answered:.1f}s "
+        f"after the stop (5 s down), new run {final} {time.monotonic() - killed_at:.1f}s after; "
+        f"containers the kubelet restarted: {sorted(set(restarted)) or 'none'}"
+    )
+    print(f"\n[e2e] {line}")
+    FAULTS.append(line)
+
+
+def test_nothing_written_to_the_read_only_root_filesystem(stack_run):
+    """Stop everything, then compare each read-only image root with what the image shipped."""
+    stack_run.stop()
+    writes = stack_run.cluster.root_writes()
+    assert not writes, (
+        "files written outside writable mounts (readOnlyRootFilesystem): "
+        + "; ".join(f"{container}: {', '.join(paths[:20])}" for container, paths in writes.items())
+    )

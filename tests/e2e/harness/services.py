@@ -173,6 +173,17 @@ class PostgresServer:
         (self.data_dir / "pg_hba.conf").write_text(
             "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
         )
+        self._launch()
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the server (fast shutdown: clients are disconnected), stay down, start it again
+        on the same data directory and port: the data is kept, as a restarted pod keeps its
+        volume."""
+        self.stop()
+        time.sleep(down_seconds)
+        self._launch()
+
+    def _launch(self) -> None:
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]
         self.process = ManagedProcess(
             "postgres",
