@@ -15,6 +15,7 @@ from pulumi_kubernetes.batch.v1 import CronJobSpecArgsDict, JobSpecArgsDict
 from pulumi_kubernetes.core.v1 import EnvVarArgsDict, VolumeArgsDict, VolumeMountArgsDict
 
 from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec
+from .backups import MOUNT, SNAPSHOT_PREFIX, backup_claim_name, snapshot_target
 from .declarative import POOLS_FILE, POOLS_MOUNT
 from .kube import literal, secret_env
 from .needs import (
@@ -67,7 +68,30 @@ def airflow_job_spec(
 
 
 def migration_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
-    return airflow_job_spec(runtime, MIGRATE, ["db", "migrate"])
+    """`airflow db migrate`. With a pre-upgrade snapshot, a failure ends with the lines an
+    operator needs: which dump to restore and how (the container's termination message holds
+    them, from its log, for `kubectl describe` and the failed Job)."""
+    config = runtime.config
+    if not config.upgrade_snapshot:
+        return airflow_job_spec(runtime, MIGRATE, ["db", "migrate"])
+    dump = f"{MOUNT}/{SNAPSHOT_PREFIX}{snapshot_target(config)}-from-*.dump"
+    database = config.database.in_cluster.database
+    script = "\n".join(
+        [
+            "airflow db migrate && exit 0",
+            "status=$?",
+            'echo "MIGRATION FAILED (exit $status): the old pods keep serving the old schema." >&2',
+            f'echo "Snapshot taken before it: {dump} on claim '
+            f'{backup_claim_name(runtime.naming)}." >&2',
+            f'echo "Restore: pg_restore --clean --if-exists --dbname={database} <that file>, '
+            'then set the previous image and pulumi up (README: Upgrades)." >&2',
+            "exit $status",
+        ]
+    )
+    spec = airflow_job_spec(runtime, MIGRATE, ["bash", "-c", literal(script)])
+    container = spec["template"]["spec"]["containers"][0]
+    container["termination_message_policy"] = "FallbackToLogsOnError"
+    return spec
 
 
 def admin_user_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:

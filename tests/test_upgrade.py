@@ -102,3 +102,49 @@ def test_an_external_database_needs_an_explicit_answer(changes: dict[str, Any], 
 def test_a_snapshot_without_a_claim_to_hold_it_is_refused() -> None:
     with pytest.raises(pulumi.RunError, match=r"upgrade\.snapshot: .*enable backups"):
         parse_config({"environment": "local", "upgrade": {"snapshot": True}})
+
+
+def _run_migration_script(rendering: Rendering, airflow_exit: int, tmp_path: Any) -> Any:
+    """The migration container's script as the kubelet expands it (`$$` -> `$`), run by bash
+    with an `airflow` on PATH that exits with `airflow_exit`."""
+    import subprocess
+
+    from tests.e2e.harness.kubelet import expand_command
+
+    (migrate,) = [j for j in rendering.of_kind("Job") if j.object_name == "airflow-db-migrate"]
+    container = migrate.inputs["spec"]["template"]["spec"]["containers"][0]
+    _, args = expand_command(container, {})
+    assert args[:2] == ["bash", "-c"], args
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    (fake / "airflow").write_text(f"#!/bin/sh\necho migrating\nexit {airflow_exit}\n")
+    (fake / "airflow").chmod(0o755)
+    return subprocess.run(
+        ["bash", "-c", args[2]],
+        env={"PATH": f"{fake}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    ), container
+
+
+def test_a_failed_migration_names_the_snapshot_and_how_to_restore_it(tmp_path: Any) -> None:
+    """The migration's exit code is kept (the Job fails, `pulumi up` stops before any rollout)
+    and its last lines, which Kubernetes keeps as the termination message, name the dump the
+    snapshot Job wrote (same name pattern), its claim and the restore command."""
+    import fnmatch
+
+    rendering = staging("3.4.0")
+    failed, container = _run_migration_script(rendering, 3, tmp_path)
+    assert failed.returncode == 3, failed
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    message = failed.stderr
+    assert "MIGRATION FAILED (exit 3)" in message
+    assert "claim airflow-backups" in message and "pg_restore --clean" in message
+    pattern = message.split("Snapshot taken before it: ", 1)[1].split(" ", 1)[0]
+    written = "/backups/pre-upgrade-to-3-4-0-from-1d6611b6ab7c-20261122T070928Z.dump"
+    assert fnmatch.fnmatch(written, pattern), (pattern, written)
+    script = snapshot_jobs(rendering)[0].inputs["spec"]["template"]["spec"]["containers"][0]
+    assert "pre-upgrade-to-3-4-0-from-" in script["command"][-1]
+    succeeded, _ = _run_migration_script(rendering, 0, tmp_path)
+    assert (succeeded.returncode, succeeded.stderr) == (0, "")
