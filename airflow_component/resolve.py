@@ -174,6 +174,7 @@ class InClusterPostgres:
     storage: PostgresStorage
     resources: Resources
     protect: bool
+    password_generation: int
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,9 @@ def readable(
             if container["name"] in init_names:
                 values[container["name"]] |= copied
                 mounts_secret = any(
-                    "secret" in volumes[m["name"]] for m in container.get("volumeMounts", [])
+                    # absent: a StatefulSet's claim template
+                    "secret" in volumes.get(m["name"], {})
+                    for m in container.get("volumeMounts", [])
                 )
                 if mounts_secret:
                     copied |= values[container["name"]]

@@ -50,6 +50,16 @@ class InClusterPostgres(StrictModel):
         default=None,
         description="Pulumi `protect` + `retainOnDelete` on Postgres; default true outside local.",
     )
+    password_generation: int = Field(
+        default=1,
+        ge=1,
+        le=1_000_000,
+        description=(
+            "Bump to rotate the generated Postgres password: a new one is generated, Postgres "
+            "sets its role to it on restart, and every pod that uses it rolls (README: "
+            "Postgres password rotation)."
+        ),
+    )
 
 
 class ExternalDatabase(StrictModel):

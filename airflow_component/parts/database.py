@@ -33,19 +33,34 @@ class Database(Part):
                 self.name(database.COMPONENT),
                 metadata=self.metadata(database.COMPONENT),
                 spec=placed(
-                    database.postgres_statefulset_spec(naming, postgres, context.runtime.secrets),
+                    database.postgres_statefulset_spec(
+                        naming,
+                        postgres,
+                        context.runtime.secrets,
+                        # Generated passwords only: a Secret of your own is not read here.
+                        {
+                            name: value
+                            for name, value in secrets.rolled_by.items()
+                            if name == "checksum/metadata-db"
+                        },
+                    ),
                     self.config,
                 ),
                 opts=self.opts(protect=postgres.protect),
             )
             if config.pgbouncer.enabled:
                 assert secrets.postgres_password is not None
-                self._pgbouncer(secrets.postgres_password, secrets.checksum_key)
+                self._pgbouncer(secrets.postgres_password, secrets.checksum_key, server)
             if config.backups.enabled:
                 self._backups(postgres.protect, server)
         self.finish()
 
-    def _pgbouncer(self, password: pulumi.Output[str], checksum_key: pulumi.Output[str]) -> None:
+    def _pgbouncer(
+        self,
+        password: pulumi.Output[str],
+        checksum_key: pulumi.Output[str],
+        server: pulumi.Resource,
+    ) -> None:
         config, naming = self.config, self.naming
         ini = pgbouncer.pgbouncer_ini(config, naming)
         user = config.database.in_cluster.user
@@ -74,7 +89,8 @@ class Database(Part):
             self.name(pgbouncer.COMPONENT),
             metadata=self.metadata(pgbouncer.COMPONENT),
             spec=placed(pgbouncer.deployment_spec(config, naming, checksum), config),
-            opts=self.opts(depends_on=[secret]),
+            # After Postgres has restarted with a rotated password, which PgBouncer then uses.
+            opts=self.opts(depends_on=[secret, server]),
         )
 
     def _backups(self, protect: bool, server: pulumi.Resource) -> None:

@@ -94,7 +94,18 @@ class Secrets(Part):
                 # Postgres keeps the password in its data volume: losing the generated value
                 # while the volume survives locks Airflow out, so both share Postgres' guard.
                 protect = config.database.in_cluster.protect
-                database_password = self._password("postgres-password", protect=protect)
+                password_generation = config.database.in_cluster.password_generation
+                # As for the Fernet key: no keepers at generation 1, so that adding them later
+                # does not regenerate the password of every database deployed before.
+                database_password = self._password(
+                    "postgres-password",
+                    protect=protect,
+                    keepers=(
+                        {"generation": str(password_generation)}
+                        if password_generation > 1
+                        else None
+                    ),
+                )
                 self.postgres_password = database_password
                 self._store(
                     postgres_secret_name(naming),
@@ -135,9 +146,16 @@ class Secrets(Part):
         key = self._password(CHECKSUM_KEY)
         release = context.release
         self.rolled_by = {}
-        if external_database_password is not None:
+        # The database password is read once at start (env, PgBouncer's file): a rotated one
+        # must roll every pod that connects, or they keep the password Postgres no longer takes.
+        rolled_password = (
+            external_database_password
+            if external_database_password is not None
+            else self.postgres_password
+        )
+        if rolled_password is not None:
             self.rolled_by["checksum/metadata-db"] = pulumi.Output.all(
-                key, external_database_password
+                key, rolled_password
             ).apply(lambda pair: keyed_checksum(pair[0], f"{release}:{pair[1]}"))
         if declared:
             names = sorted(declared)

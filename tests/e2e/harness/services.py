@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,10 @@ def find_postgres_bin() -> Path | None:
 
 def find_redis_server() -> str | None:
     return shutil.which("redis-server")
+
+
+def _env_args(env: dict[str, str]) -> list[str]:
+    return [f"{name}={value}" for name, value in env.items()]
 
 
 def _sql_literal(value: str) -> str:
@@ -171,17 +176,39 @@ class PostgresServer:
                 "full_page_writes = off\n"
             )
         (self.data_dir / "pg_hba.conf").write_text(
-            "local all postgres trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+            # Local connections trusted, as the official image's pg_hba.conf has them (its
+            # password sync connects so); TCP clients must know the password.
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
         )
         self._launch()
 
-    def restart(self, down_seconds: float = 0.0) -> None:
+    def restart(
+        self, down_seconds: float = 0.0, while_down: Callable[[], None] | None = None
+    ) -> None:
         """Stop the server (fast shutdown: clients are disconnected), stay down, start it again
         on the same data directory and port: the data is kept, as a restarted pod keeps its
-        volume."""
+        volume. `while_down` runs in between, as a pod's init containers do."""
         self.stop()
         time.sleep(down_seconds)
+        if while_down is not None:
+            while_down()
         self._launch()
+
+    def run_as_server_user(
+        self, argv: list[str], env: dict[str, str]
+    ) -> subprocess.CompletedProcess[str]:
+        """A command as the OS user that owns the data directory, with exactly `env`."""
+        if self._as_root:
+            # runuser is found on root's PATH; `env -i` then gives the command exactly `env`.
+            argv = ["runuser", "-u", "postgres", "--", "env", "-i", *_env_args(env), *argv]
+        return subprocess.run(
+            argv,
+            env=None if self._as_root else env,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=str(self.base_dir),
+        )
 
     def _launch(self) -> None:
         argv = [str(self.bin_dir / "postgres"), "-D", str(self.data_dir)]
