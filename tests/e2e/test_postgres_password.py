@@ -26,12 +26,12 @@ import pytest
 from tests.support.rendering import Rendering, cluster_config, render_stack
 
 from .conftest import unavailable
-from .harness.api import ApiClient, run_smoke_dag
+from .harness.api import run_smoke_dag
 from .harness.kubelet import ObjectStore, PodInfo, expand_command, resolve_env
 from .harness.procs import free_port
 from .harness.runtime import Bind, ContainerSpec, NodeRuntime, apply_fs_group, memory_bytes
 from .harness.services import PostgresServer
-from .harness.stack import StackRun, execute, prepare_stack
+from .harness.stack import StackRun, prepare_stack, start_and_log_in
 
 pytestmark = pytest.mark.e2e
 
@@ -307,8 +307,9 @@ def rotation(
     )
     new = None
     try:
-        execute(old)
-        assert old.result is not None and old.result.state == "success"
+        old_client = start_and_log_in(old)
+        old.result = run_smoke_dag(old_client, timeout=240, alive=old.cluster.check_alive)
+        assert old.result.state == "success"
         old_env = sync_env(old.rendering)
         # Deviation (documented): two renderings cannot hold the same fixed ports on one
         # machine, so the old processes stop before the new ones start; on a cluster they lose
@@ -349,14 +350,7 @@ def rotation(
             "old": tcp_login(postgres_server, user, result.old_password, database),
             "new": tcp_login(postgres_server, user, result.new_password, database),
         }
-        new.cluster.start_infrastructure()
-        new.cluster.run_jobs()
-        new.cluster.start_workloads()
-        new.cluster.wait_started(network_probes_only=True)
-        port, host_header = new.cluster.network.external_url_endpoint(new.rendering.outputs["url"])
-        client = ApiClient(base_url=f"http://127.0.0.1:{port}", host_header=host_header)
-        client.login(new.admin_username, new.admin_password)
-        new.client = client
+        client = start_and_log_in(new)
         result.old_run = client.request(
             "GET", f"/api/v2/dags/e2e_smoke/dagRuns/{old.result.run_id}"
         )

@@ -198,6 +198,27 @@ def execute(run: StackRun) -> None:
     run.timings["probes_done"] = time.monotonic() - t0
 
 
+def start_and_log_in(run: StackRun, *, jobs: bool = True) -> ApiClient:
+    """The short path of `execute` for a test about something else: Jobs (unless `jobs` is
+    false), the Deployments until their probes pass, and the admin's login. No DAG is run."""
+    cluster, rendering = run.cluster, run.rendering
+    cluster.started_at = cluster.started_at or time.monotonic()
+    cluster.start_infrastructure()
+    if jobs:
+        cluster.run_jobs()
+    cluster.start_workloads()
+    run.startup_seconds = cluster.wait_started(network_probes_only=True)
+    port, host_header = cluster.network.external_url_endpoint(rendering.outputs["url"])
+    client = ApiClient(
+        base_url=f"http://127.0.0.1:{port}",
+        host_header=host_header,
+        forwarded_proto="https" if rendering.outputs["url"].startswith("https://") else None,
+    )
+    client.login(run.admin_username, run.admin_password)
+    run.client = client
+    return client
+
+
 def secret_needles(run: StackRun) -> dict[str, str]:
     """The deployment's secret values, and one value every container's files hold (a canary
     that shows the search reads mounted files)."""
