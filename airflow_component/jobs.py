@@ -9,6 +9,7 @@ updates the parts that depend on the migrations.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from pulumi_kubernetes.batch.v1 import CronJobSpecArgsDict, JobSpecArgsDict
@@ -68,27 +69,42 @@ def airflow_job_spec(
 
 
 def migration_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
-    """`airflow db migrate`. With a pre-upgrade snapshot, a failure ends with the lines an
-    operator needs: which dump to restore and how (the container's termination message holds
-    them, from its log, for `kubectl describe` and the failed Job)."""
-    config = runtime.config
-    if not config.upgrade_snapshot:
-        return airflow_job_spec(runtime, MIGRATE, ["db", "migrate"])
-    dump = f"{MOUNT}/{SNAPSHOT_PREFIX}{snapshot_target(config)}-from-*.dump"
-    database = config.database.in_cluster.database
-    script = "\n".join(
-        [
-            "airflow db migrate && exit 0",
-            "status=$?",
-            'echo "MIGRATION FAILED (exit $status): the old pods keep serving the old schema." >&2',
-            f'echo "Snapshot taken before it: {dump} on claim '
-            f'{backup_claim_name(runtime.naming)}." >&2',
+    """`airflow db migrate`, whose failure ends with the lines an operator needs (the container's
+    termination message holds them, from its log, for `kubectl describe` and the failed Job):
+    - a schema newer than this image's Airflow is a downgrade: refused by Airflow's own
+      migration (alembic cannot locate the database's revision), nothing changed, and the way
+      back is named (README: Downgrades);
+    - with a pre-upgrade snapshot: which dump to restore and how."""
+    config, naming = runtime.config, runtime.naming
+    tag = config.image.tag  # the tag pattern admits no quote, `$` or space: safe in the text
+    version = re.match(r"\d+\.\d+\.\d+", tag)
+    target = version.group(0) if version else f"<the Airflow version of image tag {tag}>"
+    lines = [
+        "set -o pipefail",
+        # Shown as it runs (tee to the log) and kept in memory (no file, so nothing to
+        # mount) to tell a downgrade from another failure.
+        "output=$(airflow db migrate 2>&1 | tee /dev/stderr) && exit 0",
+        "status=$?",
+        'if [[ $output == *"Can\'t locate revision identified by"* ]]; then',
+        f'  echo "DOWNGRADE REFUSED (exit $status): the database schema is newer than the '
+        f'Airflow of image.tag {tag}. Nothing was migrated; no Deployment rolled." >&2',
+        f'  echo "To go back: while the newer image still runs, kubectl exec '
+        f"deploy/{naming.object('scheduler')} -- airflow db downgrade --to-version {target} "
+        '--yes (or restore the pre-upgrade snapshot), then pulumi up (README: Downgrades)." >&2',
+        "  exit $status",
+        "fi",
+        'echo "MIGRATION FAILED (exit $status): the old pods keep serving the old schema." >&2',
+    ]
+    if config.upgrade_snapshot:
+        dump = f"{MOUNT}/{SNAPSHOT_PREFIX}{snapshot_target(config)}-from-*.dump"
+        database = config.database.in_cluster.database
+        lines += [
+            f'echo "Snapshot taken before it: {dump} on claim {backup_claim_name(naming)}." >&2',
             f'echo "Restore: pg_restore --clean --if-exists --dbname={database} <that file>, '
             'then set the previous image and pulumi up (README: Upgrades)." >&2',
-            "exit $status",
         ]
-    )
-    spec = airflow_job_spec(runtime, MIGRATE, ["bash", "-c", literal(script)])
+    lines.append("exit $status")
+    spec = airflow_job_spec(runtime, MIGRATE, ["bash", "-c", literal("\n".join(lines))])
     container = spec["template"]["spec"]["containers"][0]
     container["termination_message_policy"] = "FallbackToLogsOnError"
     return spec

@@ -229,3 +229,42 @@ def test_the_snapshot_restores_the_old_history(
         f"SELECT count(*) FROM dag_run WHERE run_id = '{upgrade.old_run_id}';", drill
     ).strip()
     assert found == "1", found
+
+
+def _run_in(container: Any, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """A command in a copy of a rendered container (its env, identity, mounts and limits)."""
+    command, env = container.command(argv)
+    return subprocess.run(
+        command, env=env, cwd=str(container.cwd), capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+
+
+def test_a_downgrade_is_refused_and_the_documented_way_back_works(
+    upgrade: Upgrade, postgres_server: Any
+) -> None:
+    """Last in the module: it moves the shared database back. The 3.2.2 rendering's migration
+    Job against the 3.3.2 schema fails with the refusal and changes nothing; the command it
+    names, run in the running 3.3.2 scheduler, downgrades the schema; then the 3.2.2 migration
+    Job succeeds at the revision 3.2.2 left."""
+    (old_migrate,) = [
+        pod.containers[0]
+        for pod in upgrade.old.cluster.job_pods
+        if pod.workload.name == "airflow-db-migrate"
+    ]
+    refused = _run_in(old_migrate, list(old_migrate.argv))
+    assert refused.returncode != 0, refused.stdout[-2000:]
+    assert "DOWNGRADE REFUSED" in refused.stderr + refused.stdout, refused.stderr[-3000:]
+    assert schema_revision(postgres_server, upgrade.database) == upgrade.new_revision
+    output = refused.stderr + refused.stdout
+    named = output.split("kubectl exec deploy/airflow-scheduler -- ", 1)[1].split(" (or", 1)[0]
+    assert named == f"airflow db downgrade --to-version {PREVIOUS_AIRFLOW_VERSION} --yes", named
+
+    (scheduler_pod,) = [
+        p for p in upgrade.new.cluster.pods if p.workload.name == "airflow-scheduler"
+    ]
+    downgraded = _run_in(scheduler_pod.containers[0], named.split())
+    assert downgraded.returncode == 0, (downgraded.stdout + downgraded.stderr)[-3000:]
+    migrated = _run_in(old_migrate, list(old_migrate.argv))
+    assert migrated.returncode == 0, (migrated.stdout + migrated.stderr)[-3000:]
+    assert schema_revision(postgres_server, upgrade.database) == upgrade.old_revision
