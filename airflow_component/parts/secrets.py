@@ -154,9 +154,9 @@ class Secrets(Part):
             else self.postgres_password
         )
         if rolled_password is not None:
-            self.rolled_by["checksum/metadata-db"] = pulumi.Output.all(
-                key, rolled_password
-            ).apply(lambda pair: keyed_checksum(pair[0], f"{release}:{pair[1]}"))
+            self.rolled_by["checksum/metadata-db"] = pulumi.Output.all(key, rolled_password).apply(
+                lambda pair: keyed_checksum(pair[0], f"{release}:{pair[1]}")
+            )
         if declared:
             names = sorted(declared)
             self.rolled_by["checksum/declared"] = pulumi.Output.all(

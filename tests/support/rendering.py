@@ -13,6 +13,7 @@ import json
 import random
 import runpy
 import string
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,7 +138,9 @@ class CapturingMonitor(MockMonitor):
         self.capturing = mocks
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        self.capturing.pending_options = {
+        # Thread-local: the SDK calls the monitor from a thread pool, so registrations run
+        # concurrently; `new_resource` runs inside this call, on this thread.
+        self.capturing.pending.options = {
             "parent": request.parent or None,
             "protect": bool(getattr(request, "protect", False)),
             "retain_on_delete": bool(getattr(request, "retainOnDelete", False)),
@@ -154,10 +157,11 @@ class CapturingMonitor(MockMonitor):
 class CapturingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Resource] = []
-        self.pending_options: dict[str, Any] = {}
+        self.pending = threading.local()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         secret_paths: list[str] = []
+        options: dict[str, Any] = getattr(self.pending, "options", {})
         inputs = _unwrap(copy.deepcopy(args.inputs), "", secret_paths)
         self.resources.append(
             Resource(
@@ -166,8 +170,8 @@ class CapturingMocks(pulumi.runtime.Mocks):
                 inputs=inputs,
                 secret_paths=secret_paths,
                 custom=bool(args.custom),
-                parent=self.pending_options.get("parent"),
-                options={**self.pending_options, "provider": args.provider or ""},
+                parent=options.get("parent"),
+                options={**options, "provider": args.provider or ""},
             )
         )
         state = dict(args.inputs)
