@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from .harness.api import ApiClient, ApiError, trigger, wait_for
+from .harness.api import ApiClient, ApiError, run_final_state, trigger, wait_for
 from .harness.procs import free_port
 from .harness.stack import StackRun, execute, prepare_stack
 
@@ -250,13 +250,13 @@ def test_a_run_keeps_the_version_it_started_on(bundles: BundlesRun) -> None:
     client.request("POST", "/api/v2/variables", {"key": "e2e_bundle_release", "value": "go"})
     states = {}
     for run_id in (run_a, run_b):
-
-        def finished(run_id: str = run_id) -> str | None:
-            state = str(client.request("GET", _run_path(run_id))["state"])
-            return state if state in ("success", "failed") else None
-
-        states[run_id] = wait_for(
-            f"run {run_id} finished", finished, 300, alive=cluster.check_alive
+        states[run_id] = run_final_state(
+            client,
+            DAG_ID,
+            run_id,
+            what=f"run {run_id} finished",
+            timeout=300,
+            alive=cluster.check_alive,
         )
     assert set(states.values()) == {"success"}, states
     reported = {

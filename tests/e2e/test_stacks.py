@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from .harness.api import DAG_ID, TASKS, task_state, trigger, wait_for
+from .harness.api import DAG_ID, TASKS, run_final_state, task_state, trigger, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -162,18 +162,12 @@ def test_a_full_executor_fits_its_memory_limits(stack_run):
     runner, slots = _task_slots(stack_run)
     client, dag_id = stack_run.client, "e2e_load"
     run_id = trigger(client, dag_id, timeout=180, alive=cluster.check_alive, conf={"tasks": slots})
-    state = wait_for(
-        f"the load run ({slots} tasks at once in {runner})",
-        lambda: (
-            (
-                (s := client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
-                in ("success", "failed")
-                and s
-            )
-            or None
-        ),
-        420,
-        interval=2,
+    state = run_final_state(
+        client,
+        dag_id,
+        run_id,
+        what=f"the load run ({slots} tasks at once in {runner})",
+        timeout=420,
         alive=cluster.check_alive,
     )
     instances = client.request(
@@ -383,33 +377,23 @@ def test_a_killed_scheduler_is_restarted_and_the_run_completes(stack_run):
     scheduler, killed_at = _kill_and_restart(cluster, "airflow-scheduler-e2e/scheduler", 1.0)
     ready = _ready_again(cluster, scheduler)
     if celery:
-        final = wait_for(
-            "the run finished after the scheduler's restart",
-            lambda: (
-                (
-                    (s := client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"])
-                    in ("success", "failed")
-                    and s
-                )
-                or None
-            ),
-            240,
+        final = run_final_state(
+            client,
+            dag_id,
+            run_id,
+            what="the run finished after the scheduler's restart",
+            timeout=240,
         )
         assert final == "success", final
         assert task_state(client, dag_id, run_id, task_id) == "success"
     else:
         fresh = trigger(client, DAG_ID, timeout=120)
-        final = wait_for(
-            "a new run after the scheduler's restart",
-            lambda: (
-                (
-                    (s := client.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{fresh}")["state"])
-                    in ("success", "failed")
-                    and s
-                )
-                or None
-            ),
-            240,
+        final = run_final_state(
+            client,
+            DAG_ID,
+            fresh,
+            what="a new run after the scheduler's restart",
+            timeout=240,
         )
         assert final == "success", final
     recovered = time.monotonic() - killed_at
@@ -486,13 +470,16 @@ def test_a_restarted_postgres_keeps_its_data_and_everything_reconnects(stack_run
     assert client.request("GET", runs)["total_entries"] >= before, "history lost"
     run_id = trigger(client, DAG_ID, timeout=180)
 
-    def finished() -> str | None:
-        restarted.extend(_restart_exited(cluster))
-        state = str(client.request("GET", f"{runs}/{run_id}")["state"])
-        return state if state in ("success", "failed") else None
-
     try:
-        final = wait_for("a run after Postgres' restart", finished, 300)
+        final = run_final_state(
+            client,
+            DAG_ID,
+            run_id,
+            what="a run after Postgres' restart",
+            timeout=300,
+            # The kubelet restarts what exits meanwhile.
+            alive=lambda: restarted.extend(_restart_exited(cluster)),
+        )
     except TimeoutError:
         print(f"\n[e2e] restarted: {restarted}\n{cluster.log_tails(60)}")
         raise

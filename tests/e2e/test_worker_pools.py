@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from .harness.api import trigger, wait_for
+from .harness.api import run_final_state, trigger
 from .harness.stack import StackRun, execute, prepare_stack
 
 pytestmark = pytest.mark.e2e
@@ -73,18 +73,8 @@ def test_each_task_runs_on_the_pool_that_consumes_its_queue(pools_run: StackRun)
     assert pools_run.result is not None and pools_run.result.state == "success"
     run_id = trigger(client, DAG_ID, timeout=180, alive=cluster.check_alive)
     quoted = urllib.parse.quote(run_id, safe="")
-    state = wait_for(
-        "the queues run",
-        lambda: (
-            (
-                (s := client.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}")["state"])
-                in ("success", "failed")
-                and s
-            )
-            or None
-        ),
-        300,
-        alive=cluster.check_alive,
+    state = run_final_state(
+        client, DAG_ID, run_id, what="the queues run", timeout=300, alive=cluster.check_alive
     )
     answer = client.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{quoted}/taskInstances")
     instances = {ti["task_id"]: ti for ti in answer["task_instances"]}

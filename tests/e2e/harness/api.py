@@ -95,6 +95,28 @@ def wait_for(
     raise TimeoutError(f"{what}: not within {timeout:.0f}s (last error: {last})")
 
 
+FINAL_RUN_STATES = ("success", "failed")
+
+
+def run_final_state(
+    client: ApiClient,
+    dag_id: str,
+    run_id: str,
+    *,
+    what: str,
+    timeout: float,
+    alive: Callable[[], None] | None = None,
+) -> str:
+    """Wait until a DAG run has ended; its final state."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+
+    def finished() -> str | None:
+        state = str(client.request("GET", path)["state"])
+        return state if state in FINAL_RUN_STATES else None
+
+    return str(wait_for(what, finished, timeout, interval=1.0, alive=alive))
+
+
 def task_log(client: ApiClient, run_id: str, task_id: str) -> str:
     path = (
         f"/api/v2/dags/{DAG_ID}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
@@ -125,12 +147,9 @@ def run_smoke_dag(
 
     run_id = trigger(client, DAG_ID, timeout, alive)
     started = time.monotonic()
-
-    def finished() -> str | None:
-        state = client.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")["state"]
-        return state if state in ("success", "failed") else None
-
-    state = wait_for(f"DAG run {run_id} finished", finished, timeout, interval=1.0, alive=alive)
+    state = run_final_state(
+        client, DAG_ID, run_id, what=f"DAG run {run_id} finished", timeout=timeout, alive=alive
+    )
     result = DagRunResult(
         run_id=run_id,
         state=state,
@@ -194,12 +213,9 @@ def run_secret_scope_dag(
     """Run the hostile task with these secret values; returns (state, labels found, log)."""
     dag_id = SECRET_SCOPE_DAG
     run_id = trigger(client, dag_id, timeout, alive, conf={"needles": needles})
-
-    def finished() -> str | None:
-        state = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
-        return state if state in ("success", "failed") else None
-
-    state = wait_for(f"DAG run {run_id} finished", finished, timeout, interval=1.0, alive=alive)
+    state = run_final_state(
+        client, dag_id, run_id, what=f"DAG run {run_id} finished", timeout=timeout, alive=alive
+    )
     path = f"{_task_path(dag_id, run_id, SECRET_SCOPE_TASK)}/logs/1?full_content=true"
     answer = client.request("GET", path)
     content = answer.get("content") if isinstance(answer, dict) else answer
