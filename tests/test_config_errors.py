@@ -334,3 +334,19 @@ def test_error_lists_every_bad_key_at_once() -> None:
     lines = str(error.value).splitlines()
     assert any(line.startswith(f"{PREFIX}.scheduler.replicas:") for line in lines)
     assert any(line.startswith(f"{PREFIX}.image.tag:") for line in lines)
+
+
+def test_a_password_generation_for_a_password_of_your_own_is_refused() -> None:
+    """Nothing generated could be rotated: saying so would be a silent no-op."""
+    cluster = _set(
+        _set(LOCAL, "existingSecrets", {"postgresPassword": {"name": "pg", "key": "password"}}),
+        "database.inCluster.passwordGeneration",
+        2,
+    )
+    mocks = CapturingMocks()
+    with pytest.raises(pulumi.RunError) as error:
+        render_program({**stack_config("local"), PREFIX: cluster}, mocks=mocks)
+    message = str(error.value)
+    assert "database.inCluster.passwordGeneration" in message, message
+    assert "existingSecrets.postgresPassword" in message and "Traceback" not in message
+    assert mocks.resources == []

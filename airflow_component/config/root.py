@@ -350,6 +350,15 @@ class AirflowConfig(PodCustomization):
                 "existingSecrets.postgresPassword is for in-cluster Postgres; with an external "
                 "database use database.external.passwordSecret"
             )
+        if (
+            self.existing_secrets.postgres_password
+            and self.database.in_cluster.password_generation > 1
+        ):
+            raise ValueError(
+                "database.inCluster.passwordGeneration rotates the generated Postgres password; "
+                "with existingSecrets.postgresPassword change your Secret, then restart Postgres "
+                "and the Airflow pods (README: Postgres password rotation)"
+            )
         if self.auth.manager == "simple" and self.existing_secrets.admin_password is not None:
             raise ValueError(
                 "existingSecrets.adminPassword needs auth.manager fab: SimpleAuthManager reads "
