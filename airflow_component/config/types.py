@@ -2,42 +2,129 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+import json
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from annotated_types import Ge, Gt, Le, Lt
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
+    TypeAdapter,
+    ValidationError,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from .cron import validate_cron
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # Kubernetes resource.Quantity, as the API server parses it.
-QUANTITY = r"^[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?$"
+QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$"
 # Label keys: optional DNS-1123 subdomain prefix, then a name of at most 63 characters.
 LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
 
+# Unicode White_Space: what pydantic's Rust regex calls `\s`. Python's `\s` (ASCII here) and
+# ECMA-262's `\s` (editors reading the JSON Schema) each mean another set.
+WHITESPACE = r"\x09-\x0d\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_SHORTHANDS = {"s": WHITESPACE, "d": "0-9", "w": "A-Za-z0-9_"}
 
-def _matching(pattern: str, what: str) -> AfterValidator:
-    compiled = re.compile(pattern, re.ASCII)
 
-    def check(value: str) -> str:
-        # Whole value: `$` in a pattern would also accept a trailing newline.
-        if not compiled.fullmatch(value):
-            raise ValueError(f"{value!r} is not {what}")
-        return value
+def explicit_classes(pattern: str) -> str:
+    r"""`pattern` with `\s`, `\d`, `\w` (and negations) spelled out as ASCII-escaped classes,
+    so that Python `re`, Rust `regex` and ECMA-262 read it alike."""
+    out: list[str] = []
+    in_class = False
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            escape = pattern[i + 1]
+            members = _SHORTHANDS.get(escape.lower())
+            if members is None:
+                out.append(pattern[i : i + 2])
+            elif in_class and escape.isupper():
+                raise ValueError(f"{pattern!r}: a negated shorthand inside [...] is ambiguous")
+            elif in_class:
+                out.append(members)
+            else:
+                out.append(f"[^{members}]" if escape.isupper() else f"[{members}]")
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+            if pattern[i + 1 : i + 2] == "^":
+                out.append("[^")
+                i += 2
+                continue
+            if pattern[i + 1 : i + 2] == "]":
+                out.append("[]")
+                i += 2
+                continue
+        elif char == "]" and in_class:
+            in_class = False
+        out.append(char)
+        i += 1
+    return "".join(out)
 
-    return AfterValidator(check)
+
+@dataclass(frozen=True)
+class Matching:
+    """The whole value matches `pattern` (`fullmatch`: `$` would also accept a trailing
+    newline). The JSON Schema gets the same pattern: ECMA-262 `pattern` is unanchored, so every
+    pattern here starts with `^` and ends with `$` (without the `m` flag `$` is the end of the
+    value there), and its shorthand classes are spelled out (`explicit_classes`)."""
+
+    pattern: str
+    what: str
+
+    def __post_init__(self) -> None:
+        if not (self.pattern.startswith("^") and self.pattern.endswith("$")):
+            raise ValueError(f"{self.pattern!r}: anchor it with ^...$ (the schema needs both)")
+
+    @property
+    def schema_pattern(self) -> str:
+        return explicit_classes(self.pattern)
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        compiled = re.compile(self.schema_pattern, re.ASCII)
+        what = self.what
+
+        def check(value: str) -> str:
+            if not compiled.fullmatch(value):
+                raise ValueError(f"{value!r} is not {what}")
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        if "pattern" in json_schema:
+            json_schema.setdefault("allOf", []).append({"pattern": self.schema_pattern})
+        else:
+            json_schema["pattern"] = self.schema_pattern
+        return json_schema
+
+
+def _matching(pattern: str, what: str) -> Matching:
+    return Matching(pattern, what)
 
 
 DnsLabel = Annotated[
@@ -106,6 +193,84 @@ def _is_number(annotation: Any) -> bool:
     )
 
 
+def _is_switch(annotation: Any) -> bool:
+    """bool, or bool | None."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return annotation is bool or (get_origin(annotation) in (Union, UnionType) and args == [bool])
+
+
+# Integers without a bound of their own stay where JSON numbers are exact (editors, and the
+# JSON Schema, read them as doubles): pydantic would take 2**64 but not the float 1e19.
+MAX_INTEGER = 2**53 - 1
+
+
+@functools.cache
+def _scalar_fields(model: type[BaseModel]) -> tuple[tuple[str, str, str, bool, bool], ...]:
+    """(name, alias, "number" | "switch", unbounded below, unbounded above) of the model's
+    number and switch fields."""
+    found = []
+    for name, field in model.model_fields.items():
+        kind = "number" if _is_number(field.annotation) else "switch"
+        if kind == "number" or _is_switch(field.annotation):
+            integer = kind == "number" and int in (field.annotation, *get_args(field.annotation))
+            below = integer and not any(isinstance(m, Ge | Gt) for m in field.metadata)
+            above = integer and not any(isinstance(m, Le | Lt) for m in field.metadata)
+            found.append((name, field.alias or name, kind, below, above))
+    return tuple(found)
+
+
+@functools.cache
+def _lax_reading(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
+    annotation: Any = model.model_fields[name].annotation
+    return TypeAdapter(annotation)
+
+
+def _lax(model: type[BaseModel], name: str, value: Any) -> bool:
+    """Whether pydantic's lax mode reads `value` as the field's type (`"2"` as 2, `1` as true)."""
+    try:
+        _lax_reading(model, name).validate_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def _schema_as_validated(schema: dict[str, Any]) -> None:
+    r"""A model's JSON Schema, made to accept what the model accepts:
+    - every `pattern` with its shorthand classes spelled out: pydantic checks
+      `StringConstraints(pattern=...)` with Rust regex, where `\s` is Unicode White_Space, and
+      editors read `\s` as ECMA-262 whitespace (not U+0085, but U+FEFF);
+    - a map whose keys have a pattern as `propertyNames` + `additionalProperties`: pydantic
+      writes `patternProperties`, which lets any key that does not match through."""
+    pattern_properties = schema.get("patternProperties")
+    if (
+        isinstance(pattern_properties, dict)
+        and len(pattern_properties) == 1
+        and "additionalProperties" not in schema
+    ):
+        ((key_pattern, value_schema),) = pattern_properties.items()
+        del schema["patternProperties"]
+        schema["additionalProperties"] = value_schema
+        names = schema.setdefault("propertyNames", {})
+        if "pattern" in names:
+            names.setdefault("allOf", []).append({"pattern": key_pattern})
+        else:
+            names["pattern"] = key_pattern
+    if schema.get("type") == "integer":
+        if "maximum" not in schema and "exclusiveMaximum" not in schema:
+            schema["maximum"] = MAX_INTEGER
+        if "minimum" not in schema and "exclusiveMinimum" not in schema:
+            schema["minimum"] = -MAX_INTEGER
+    for key, value in schema.items():
+        if key == "pattern" and isinstance(value, str):
+            schema[key] = explicit_classes(value)
+        elif isinstance(value, dict):
+            _schema_as_validated(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    _schema_as_validated(item)
+
+
 class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, camelCase keys in stack files."""
 
@@ -115,21 +280,45 @@ class StrictModel(BaseModel):
         populate_by_name=True,
         frozen=True,
         validate_default=True,
+        json_schema_extra=_schema_as_validated,
     )
 
     @model_validator(mode="before")
     @classmethod
     def _no_booleans_for_numbers(cls, data: Any) -> Any:
-        """`true` is not a count: pydantic's lax mode would read it as 1 (`replicas: true`)."""
+        """`true` is not a count: pydantic's lax mode would read it as 1 (`replicas: true`).
+        Nor is `"2"` a count, nor `1` or `"yes"` a switch: what the JSON Schema refuses (an
+        editor marks it), the model refuses too."""
         if not isinstance(data, dict):
             return data
-        for name, field in cls.model_fields.items():
-            if not _is_number(field.annotation):
-                continue
-            for key in {name, field.alias or name}:
-                if isinstance(data.get(key), bool):
+        for name, alias, kind, unbounded_below, unbounded_above in _scalar_fields(cls):
+            for key in {name, alias}:
+                if key not in data:
+                    continue
+                value = data[key]
+                number = isinstance(value, int | float) and not isinstance(value, bool)
+                if number and (
+                    (unbounded_above and value > MAX_INTEGER)
+                    or (unbounded_below and value < -MAX_INTEGER)
+                ):
                     raise ValueError(
-                        f"{to_camel(name)}: expected a number, got {str(data[key]).lower()}"
+                        f"{to_camel(name)}: {value} is out of range (at most {MAX_INTEGER})"
+                    )
+                # Only what the lax reading would take: anything else gets pydantic's own error.
+                if kind == "number" and (
+                    isinstance(value, bool) or (isinstance(value, str) and _lax(cls, name, value))
+                ):
+                    raise ValueError(
+                        f"{to_camel(name)}: expected a number, got {json.dumps(value)}"
+                    )
+                if (
+                    kind == "switch"
+                    and not isinstance(value, bool)
+                    and isinstance(value, str | int | float)
+                    and _lax(cls, name, value)
+                ):
+                    raise ValueError(
+                        f"{to_camel(name)}: expected true or false, got {json.dumps(value)}"
                     )
         return data
 
