@@ -24,6 +24,7 @@ from pulumi_kubernetes.core.v1 import (
 )
 
 from .config import RemoteLoggingConfig, Resources
+from .config.airflow_options import env_name
 from .config.security import WebserverConfigSource
 from .dags import dag_mounts, dag_volumes, dags_folder, git_sync_init_containers, git_sync_sidecars
 from .declarative import declared_env
@@ -255,13 +256,41 @@ def shared_env(runtime: AirflowRuntime) -> list[EnvVarArgsDict]:
     return env
 
 
+# Options where this component's default differs from Airflow's; `airflowConfig` overrides each.
+#
+# The Task SDK retries an Execution API call `execution_api_retries` times in all, waiting a
+# random time between `execution_api_retry_wait_min` and 1, 2, 4, 8... seconds (capped at
+# `execution_api_retry_wait_max`) between attempts (tenacity's wait_random_exponential). With
+# Airflow's 5 and 1 s a call gives up after 4 to 15 s, and the supervisor kills a task after
+# three failed heartbeats: an api-server restart (a crash, an OOM kill, a drained node with one
+# replica; 13-15 s to answer again in the suite, longer on a busy node) fails tasks that never
+# noticed anything else. With 10 and 5 s every call keeps trying for at least 45 s (about three
+# minutes on average), and a task survives an outage of more than two minutes.
+DEFAULT_OPTIONS: dict[tuple[str, str], str] = {
+    ("workers", "execution_api_retries"): "10",
+    ("workers", "execution_api_retry_wait_min"): "5",
+}
+
+
+def default_option_env(set_by_team: set[str]) -> list[EnvVarArgsDict]:
+    """DEFAULT_OPTIONS as env, leaving out the ones the team's `airflowConfig` sets."""
+    env = []
+    for (section, option), value in DEFAULT_OPTIONS.items():
+        name = env_name(section, option)
+        if name not in set_by_team:
+            env.append(plain_env(name, value))
+    return env
+
+
 def airflow_env(runtime: AirflowRuntime, needs: Needs) -> list[EnvVarArgsDict]:
     """The environment of one Airflow container: shared settings, then its own secrets."""
+    team = team_env(runtime.config, needs.component)
     env = [
         *shared_env(runtime),
+        *default_option_env({item["name"] for item in team}),
         *bundle_env(runtime, needs),
         *secret_scoped_env(runtime, needs),
-        *team_env(runtime.config, needs.component),
+        *team,
     ]
     if runtime.config.auth.webserver_config is not None and needs.reads_auth_config:
         path = f"{AUTH_CONFIG_DIR}/{WEBSERVER_CONFIG}"

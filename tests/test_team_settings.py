@@ -17,6 +17,7 @@ import pulumi
 import pytest
 
 from airflow_component import AirflowCluster, AirflowClusterArgs
+from airflow_component.airflow_env import DEFAULT_OPTIONS
 from airflow_component.config import parse_config
 from airflow_component.config.airflow_options import MANAGED, catalog
 from tests.support.rendering import (
@@ -163,7 +164,65 @@ def test_every_option_the_component_sets_is_refused_to_users(stack: str) -> None
             option = match.group(2).lower()
             if option not in catalog()["sections"][section]:  # the _CMD / _SECRET forms
                 option = re.sub(r"_(cmd|secret)$", "", option)
-            assert (section, option) in MANAGED, f"{where}: {name} is not in MANAGED"
+            assert (section, option) in MANAGED or (section, option) in DEFAULT_OPTIONS, (
+                f"{where}: {name} is neither refused (MANAGED) nor a default a team may override"
+            )
+
+
+# Airflow's own values (config.yml, [workers]) for what a container does not set.
+AIRFLOW_EXECUTION_API_RETRIES = 5
+AIRFLOW_EXECUTION_API_RETRY_WAIT_MIN = 1.0
+# How long a restarted api-server may take to answer again: the suite measures 13-15 s from the
+# restart to a passing readiness probe on an idle 2-core machine (`BENCHMARK ...
+# fault=api-server-sigkill`); a busy node, or the kubelet's restart delay, adds to that.
+API_SERVER_RESTART_SECONDS = 30.0
+
+
+def shortest_retry_window(env: dict[str, dict[str, Any]]) -> float:
+    """The least time a Task SDK call keeps retrying: `execution_api_retries` attempts in all,
+    each wait drawn from [wait_min, 2**n] (tenacity's wait_random_exponential), so at least
+    (attempts - 1) * wait_min."""
+    attempts = int(
+        env.get("AIRFLOW__WORKERS__EXECUTION_API_RETRIES", {}).get(
+            "value", AIRFLOW_EXECUTION_API_RETRIES
+        )
+    )
+    wait_min = float(
+        env.get("AIRFLOW__WORKERS__EXECUTION_API_RETRY_WAIT_MIN", {}).get(
+            "value", AIRFLOW_EXECUTION_API_RETRY_WAIT_MIN
+        )
+    )
+    return (attempts - 1) * wait_min
+
+
+@pytest.mark.parametrize("stack", ["local", "staging", "prod"])
+def test_every_task_runner_retries_the_execution_api_through_an_api_server_restart(
+    stack: str,
+) -> None:
+    """A task whose api-server restarts under it must not fail for that alone: every Airflow
+    container (workers, the LocalExecutor's scheduler, task pods) keeps retrying its Execution
+    API calls for longer than a restarted api-server takes to answer."""
+    # The containers told where the Execution API is are the ones that call it.
+    containers = [
+        (where, container)
+        for where, container in airflow_containers(render_stack(stack))
+        if "AIRFLOW__CORE__EXECUTION_API_SERVER_URL" in env_of(container)
+    ]
+    assert any("worker" in where or "ConfigMap" in where for where, _ in containers) or (
+        stack == "local"
+    )
+    assert any(where.startswith("Deployment/airflow-scheduler/") for where, _ in containers)
+    for where, container in containers:
+        window = shortest_retry_window(env_of(container))
+        assert window >= API_SERVER_RESTART_SECONDS, (where, window)
+
+
+def test_a_team_overrides_a_default_option_and_it_is_set_once() -> None:
+    rendering = with_cluster("prod", airflowConfig={"workers": {"execution_api_retries": 3}})
+    for where, container in airflow_containers(rendering):
+        names = [item["name"] for item in container.get("env") or []]
+        assert names.count("AIRFLOW__WORKERS__EXECUTION_API_RETRIES") == 1, where
+        assert env_of(container)["AIRFLOW__WORKERS__EXECUTION_API_RETRIES"]["value"] == "3", where
 
 
 def test_pod_labels_and_annotations_reach_every_pod_and_ours_win() -> None:

@@ -91,15 +91,15 @@ class Secrets(Part):
         database_password: pulumi.Input[str] | None = None
         if config.database.mode == "in-cluster":
             if existing.postgres_password is None:
-                # Postgres keeps the password in its data volume: losing the generated value
-                # while the volume survives locks Airflow out, so both share Postgres' guard.
-                protect = config.database.in_cluster.protect
+                # Not protected, unlike Postgres: its `sync-password` init container sets the
+                # role's password from this Secret on every start, so a new value is never a
+                # lockout, and a rotation (new keepers) replaces this resource, which the
+                # engine refuses for a protected one.
                 password_generation = config.database.in_cluster.password_generation
                 # As for the Fernet key: no keepers at generation 1, so that adding them later
                 # does not regenerate the password of every database deployed before.
                 database_password = self._password(
                     "postgres-password",
-                    protect=protect,
                     keepers=(
                         {"generation": str(password_generation)}
                         if password_generation > 1
@@ -107,12 +107,7 @@ class Secrets(Part):
                     ),
                 )
                 self.postgres_password = database_password
-                self._store(
-                    postgres_secret_name(naming),
-                    "postgres",
-                    {PASSWORD: database_password},
-                    protect=protect,
-                )
+                self._store(postgres_secret_name(naming), "postgres", {PASSWORD: database_password})
         else:
             database_password = external_database_password
         if database_password is not None:
@@ -165,9 +160,7 @@ class Secrets(Part):
         self.checksum_key = key
         self.finish(admin_password=pulumi.Output.secret(admin_password))
 
-    def _password(
-        self, key: str, protect: bool = False, keepers: dict[str, str] | None = None
-    ) -> pulumi.Output[str]:
+    def _password(self, key: str, keepers: dict[str, str] | None = None) -> pulumi.Output[str]:
         spec = GENERATED[key]
         password = random.RandomPassword(
             self.name(key),
@@ -175,7 +168,7 @@ class Secrets(Part):
             special=spec.special,
             override_special=POSTGRES_PASSWORD_SPECIALS if spec.special else None,
             keepers=keepers,
-            opts=self.opts(protect=protect),
+            opts=self.opts(),
         )
         result: pulumi.Output[str] = password.result
         return result
@@ -185,12 +178,11 @@ class Secrets(Part):
         secret_name: str,
         component: str,
         data: Mapping[str, pulumi.Input[str]],
-        protect: bool = False,
     ) -> None:
         if not data:
             return
         k8s.core.v1.Secret(
             self.name(component),
-            opts=self.opts(protect=protect),
+            opts=self.opts(),
             **secret_manifest(self.naming, secret_name, component, data),
         )
