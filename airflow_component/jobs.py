@@ -22,6 +22,7 @@ from .kube import literal, secret_env
 from .needs import (
     CREATE_ADMIN,
     DB_CLEAN,
+    DOWNGRADE,
     MIGRATE,
     POD_CLEANUP,
     POOLS,
@@ -68,6 +69,27 @@ def airflow_job_spec(
     }
 
 
+def target_airflow_version(tag: str) -> str:
+    version = re.match(r"\d+\.\d+\.\d+", tag)
+    return version.group(0) if version else f"<the Airflow version of image tag {tag}>"
+
+
+def downgrade_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
+    """`upgrade.allowDowngrade`: the image deployed now (`downgradeFrom`) takes the schema back
+    to `image.tag`'s Airflow. Only the newer Airflow carries the downgrade migrations; the older
+    one cannot even name the database's revision (its migration Job refuses)."""
+    config = runtime.config
+    assert config.downgrade_from is not None
+    target = target_airflow_version(config.image.tag)
+    spec = airflow_job_spec(
+        runtime, DOWNGRADE, ["db", "downgrade", "--to-version", target, "--yes"]
+    )
+    container = spec["template"]["spec"]["containers"][0]
+    # Both tags passed the tag pattern (no digest: the deployed image is named by its tag).
+    container["image"] = f"{config.image.repository}:{config.downgrade_from}"
+    return spec
+
+
 def migration_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
     """`airflow db migrate`, whose failure ends with the lines an operator needs (the container's
     termination message holds them, from its log, for `kubectl describe` and the failed Job):
@@ -77,8 +99,7 @@ def migration_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
     - with a pre-upgrade snapshot: which dump to restore and how."""
     config, naming = runtime.config, runtime.naming
     tag = config.image.tag  # the tag pattern admits no quote, `$` or space: safe in the text
-    version = re.match(r"\d+\.\d+\.\d+", tag)
-    target = version.group(0) if version else f"<the Airflow version of image tag {tag}>"
+    target = target_airflow_version(tag)
     lines = [
         "set -o pipefail",
         # Shown as it runs (tee to the log) and kept in memory (no file, so nothing to
@@ -88,9 +109,9 @@ def migration_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:
         'if [[ $output == *"Can\'t locate revision identified by"* ]]; then',
         f'  echo "DOWNGRADE REFUSED (exit $status): the database schema is newer than the '
         f'Airflow of image.tag {tag}. Nothing was migrated; no Deployment rolled." >&2',
-        f'  echo "To go back: while the newer image still runs, kubectl exec '
-        f"deploy/{naming.object('scheduler')} -- airflow db downgrade --to-version {target} "
-        '--yes (or restore the pre-upgrade snapshot), then pulumi up (README: Downgrades)." >&2',
+        '  echo "To go back: set upgrade.allowDowngrade: true and upgrade.downgradeFrom: <the '
+        "image tag deployed now>, then pulumi up: that image runs airflow db downgrade "
+        f'--to-version {target} --yes first (README: Downgrades)." >&2',
         "  exit $status",
         "fi",
         'echo "MIGRATION FAILED (exit $status): the old pods keep serving the old schema." >&2',

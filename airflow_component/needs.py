@@ -55,6 +55,7 @@ WORKER = "worker"
 FLOWER = "flower"
 TASK_POD = "task-pod"
 MIGRATE = "db-migrate"
+DOWNGRADE = "db-downgrade"
 CREATE_ADMIN = "create-admin"
 POOLS = "pools"
 ROTATE_FERNET = "rotate-fernet"
@@ -275,6 +276,12 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         ),
         Needs(MIGRATE, service_account=JOBS_ACCOUNT, secrets=core, waits_for_migrations=False),
     ]
+    if config.downgrade_from is not None:
+        # The newer image's `airflow db downgrade`, before the migration Job: what it reads
+        # and reaches is the migration's.
+        needs.append(
+            Needs(DOWNGRADE, service_account=JOBS_ACCOUNT, secrets=core, waits_for_migrations=False)
+        )
     for pool in celery.pools if celery is not None else ():
         needs.append(
             Needs(

@@ -328,6 +328,9 @@ class ResolvedConfig:
     backups: Backups
     # pg_dump before the migration Job of each new image (in-cluster Postgres, backups claim).
     upgrade_snapshot: bool
+    # The image tag deployed now, whose Airflow downgrades the schema to image.tag's first
+    # (set only with upgrade.allowDowngrade).
+    downgrade_from: str | None
     availability: AvailabilityConfig
     base_url: str | None
 
@@ -515,6 +518,7 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
         autoscaling=config.autoscaling,
         backups=_record(Backups, config.backups, enabled=backups_enabled(config)),
         upgrade_snapshot=snapshot_enabled(config),
+        downgrade_from=config.upgrade.downgrade_from if config.upgrade.allow_downgrade else None,
         availability=config.availability,
         base_url=config.base_url,
     )

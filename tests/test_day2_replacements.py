@@ -55,11 +55,17 @@ def _upgrade(cluster: dict[str, Any]) -> None:
     cluster["image"] = {**cluster.get("image", {}), "tag": "3.4.0"}
 
 
+def _downgrade(cluster: dict[str, Any]) -> None:
+    cluster["image"] = {**cluster.get("image", {}), "tag": "3.2.2"}
+    cluster["upgrade"] = {"allowDowngrade": True, "downgradeFrom": "3.3.2"}
+
+
 PROCEDURES: dict[str, Callable[[dict[str, Any]], None]] = {
     "postgres password rotation": _password_rotation,
     "fernet rotation, step 2": _fernet_rotation_started,
     "fernet rotation, step 3": _fernet_rotation_finished,
     "upgrade": _upgrade,
+    "downgrade": _downgrade,
 }
 
 

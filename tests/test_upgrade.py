@@ -168,8 +168,96 @@ def test_a_downgrade_is_refused_with_the_way_back(tmp_path: Any) -> None:
     assert refused.returncode == 1, refused
     assert "DOWNGRADE REFUSED (exit 1)" in refused.stderr
     assert "airflow db downgrade --to-version 3.2.2 --yes" in refused.stderr
-    assert "deploy/airflow-scheduler" in refused.stderr
+    assert "upgrade.allowDowngrade: true and upgrade.downgradeFrom" in refused.stderr
     # Any other failure is not called a downgrade.
     failed, _ = _run_migration_script(rendering, 1, tmp_path, "could not connect to server")
     assert failed.returncode == 1 and "DOWNGRADE" not in failed.stderr, failed.stderr
     assert "MIGRATION FAILED (exit 1)" in failed.stderr
+
+
+def downgrade_to_322(**changes: Any) -> Rendering:
+    upgrade = {"allowDowngrade": True, "downgradeFrom": "3.3.2", **changes}
+    return staging("3.2.2", upgrade=upgrade)
+
+
+def test_an_allowed_downgrade_runs_the_newer_airflow_after_the_snapshot_before_the_migration() -> (
+    None
+):
+    """Only the newer Airflow knows the revisions to undo: the Job runs the deployed image's
+    `airflow db downgrade` to the older version, after the snapshot has finished and before the
+    older image's migration Job (which then finds a schema it knows) and any rollout."""
+    rendering = downgrade_to_322()
+    downgrade = rendering.one("Job", "airflow-db-downgrade")
+    container = downgrade.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "apache/airflow:3.3.2"
+    assert container["args"] == ["db", "downgrade", "--to-version", "3.2.2", "--yes"]
+    before = ordered_before(rendering)
+    (snapshot,) = snapshot_jobs(rendering)
+    migrate = rendering.one("Job", "airflow-db-migrate")
+    assert snapshot.urn in before[downgrade.urn]
+    assert downgrade.urn in before[migrate.urn]
+    # It reaches the database as the migration does: same Secrets, same policies.
+    reads = {
+        (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in container.get("env", [])
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
+    migration_container = migrate.inputs["spec"]["template"]["spec"]["containers"][0]
+    migration_reads = {
+        (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in migration_container.get("env", [])
+        if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    }
+    assert reads == migration_reads and reads, reads
+    from tests.test_network_and_availability import pod
+    from tests.test_pod_security import restricted_violations
+
+    template = downgrade.inputs["spec"]["template"]
+    policies, by = policies_of(rendering), pods(rendering)
+    assert allowed(policies, pod(template["metadata"]["labels"]), by["postgres"], 5432)
+    assert not restricted_violations(template["spec"])
+    # Without the setting, no such Job.
+    assert not [
+        j for j in staging("3.2.2").of_kind("Job") if j.object_name == "airflow-db-downgrade"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("upgrade", "tag", "named"),
+    [
+        (
+            {"allowDowngrade": True},
+            "3.2.2",
+            r"upgrade\.allowDowngrade needs upgrade\.downgradeFrom",
+        ),
+        ({"downgradeFrom": "3.3.2"}, "3.2.2", r"upgrade\.downgradeFrom is read only with"),
+        (
+            {"allowDowngrade": True, "downgradeFrom": "3.2.2"},
+            "3.3.2",
+            r"upgrade\.downgradeFrom 3\.2\.2 is not a newer Airflow than image\.tag 3\.3\.2",
+        ),
+        (
+            {"allowDowngrade": True, "downgradeFrom": "3.3.2"},
+            "3.3.2-python3.12",
+            r"upgrade\.downgradeFrom 3\.3\.2 is not a newer Airflow",
+        ),
+        (
+            {"allowDowngrade": True, "downgradeFrom": "latest"},
+            "3.2.2",
+            r"upgrade\.downgradeFrom: 'latest' is not an Airflow image tag",
+        ),
+        (
+            {"allowDowngrade": True, "downgradeFrom": "3.3.2"},
+            "slim",
+            r"image\.tag 'slim': a downgrade needs a tag that starts with the Airflow version",
+        ),
+    ],
+)
+def test_a_downgrade_setting_that_cannot_work_is_refused_naming_it(
+    upgrade: dict[str, Any], tag: str, named: str
+) -> None:
+    cluster = copy.deepcopy(cluster_config("staging"))
+    cluster["image"] = {**cluster.get("image", {}), "tag": tag}
+    cluster["upgrade"] = upgrade
+    with pytest.raises(pulumi.RunError, match=named):
+        parse_config(cluster)

@@ -11,6 +11,7 @@ from pydantic import (
 
 from ..versions import PGBOUNCER_IMAGE, POSTGRES_IMAGE
 from .types import (
+    AirflowVersionTag,
     Cron,
     DnsLabel,
     DnsSubdomain,
@@ -139,6 +140,22 @@ class UpgradeConfig(StrictModel):
             "pg_dump in-cluster Postgres into the backups claim before the migration Job of "
             "every new image (default: on when backups are). An external database needs an "
             "explicit `false`: take the provider's snapshot first (README: Upgrades)."
+        ),
+    )
+    allow_downgrade: bool = Field(
+        default=False,
+        description=(
+            "Go back to an older Airflow: with `downgradeFrom`, `pulumi up` runs the newer "
+            "image's `airflow db downgrade` to `image.tag`'s version (after the snapshot, before "
+            "the migration Job). Without it an image older than the schema is refused by the "
+            "migration Job, before any rollout (README: Downgrades)."
+        ),
+    )
+    downgrade_from: AirflowVersionTag | None = Field(
+        default=None,
+        description=(
+            "With `allowDowngrade`: the image tag deployed now (same repository), whose Airflow "
+            "carries the downgrade migrations. Must be a newer Airflow than `image.tag`."
         ),
     )
 

@@ -281,6 +281,34 @@ class AirflowConfig(PodCustomization):
             raise ValueError("dags.delivery hostPath is only allowed in the local environment")
         return self
 
+    def _check_downgrade(self) -> None:
+        upgrade, tag = self.upgrade, self.image.tag
+        if upgrade.downgrade_from is not None and not upgrade.allow_downgrade:
+            raise ValueError(
+                "upgrade.downgradeFrom is read only with upgrade.allowDowngrade: true; remove it "
+                "once the downgrade has run"
+            )
+        if not upgrade.allow_downgrade:
+            return
+        if upgrade.downgrade_from is None:
+            raise ValueError(
+                "upgrade.allowDowngrade needs upgrade.downgradeFrom: the image tag deployed now, "
+                "whose Airflow carries the downgrade migrations (README: Downgrades)"
+            )
+        target = airflow_version_of(tag)
+        if target is None:
+            raise ValueError(
+                f"image.tag {tag!r}: a downgrade needs a tag that starts with the Airflow version "
+                "it goes back to (e.g. 3.2.2)"
+            )
+        source = airflow_version_of(upgrade.downgrade_from)
+        if source is None or source <= target:
+            raise ValueError(
+                f"upgrade.downgradeFrom {upgrade.downgrade_from} is not a newer Airflow than "
+                f"image.tag {tag}: nothing to downgrade; remove upgrade.allowDowngrade and "
+                "upgrade.downgradeFrom"
+            )
+
     @model_validator(mode="after")
     def _cross_field_rules(self) -> AirflowConfig:
         """Rules between sections, judged on the effective values (environment defaults applied)."""
@@ -343,6 +371,7 @@ class AirflowConfig(PodCustomization):
             )
         if backups_enabled(self) and not in_cluster:
             raise ValueError("backups are for in-cluster Postgres; back up an external one there")
+        self._check_downgrade()
         if self.autoscaling.celery_workers.enabled and "CeleryExecutor" not in self.executors:
             raise ValueError("autoscaling.celeryWorkers needs CeleryExecutor in `executors`")
         if not in_cluster and self.existing_secrets.postgres_password:
@@ -577,6 +606,15 @@ def _memory_refusal(
         f"{key}.limits.memory {given.limits.memory} cannot hold {slots} (~{cost.measured_mib} "
         f"MiB each) and the process: at least {needed}Mi; raise it or lower {knob}"
     )
+
+
+def airflow_version_of(tag: str) -> tuple[int, int, int] | None:
+    """The Airflow version an image tag starts with (3.3.2-python3.12 -> (3, 3, 2))."""
+    match = re.match(r"([0-9]+)[.]([0-9]+)[.]([0-9]+)(?![0-9])", tag)
+    if match is None:
+        return None
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
 
 
 def snapshot_enabled(config: AirflowConfig) -> bool:

@@ -442,6 +442,14 @@ WorkerPoolName = Annotated[
         "a pool name (lower-case letters, digits and '-', starting with a letter, at most 20)",
     ),
 ]
+# An image tag that names its Airflow version first (3.3.2, 3.3.2-python3.12).
+AirflowVersionTag = Annotated[
+    str,
+    _matching(
+        r"^[0-9]+[.][0-9]+[.][0-9]+[A-Za-z0-9_.-]{0,100}$",
+        "an Airflow image tag that starts with its version (e.g. 3.3.2, 3.3.2-python3.12)",
+    ),
+]
 ConfigKeyName = Annotated[
     str, _matching(r"^[A-Za-z][A-Za-z0-9_]{0,127}$", "a stack config key name (e.g. warehouseUri)")
 ]

@@ -13,6 +13,8 @@
    succeeds on 3.3.2.
 4. Restore drill: the snapshot restored into a fresh database holds the old run at the old
    schema revision.
+5. Downgrade: the 3.2.2 migration Job refuses the 3.3.2 schema; with `upgrade.allowDowngrade`
+   the 3.3.2 image's `airflow db downgrade` takes it back and the 3.2.2 migration succeeds.
 """
 
 from __future__ import annotations
@@ -240,13 +242,17 @@ def _run_in(container: Any, argv: list[str]) -> subprocess.CompletedProcess[str]
     )  # fmt: skip
 
 
-def test_a_downgrade_is_refused_and_the_documented_way_back_works(
+def test_a_downgrade_is_refused_and_an_allowed_downgrade_goes_back(
     upgrade: Upgrade, postgres_server: Any
 ) -> None:
     """Last in the module: it moves the shared database back. The 3.2.2 rendering's migration
-    Job against the 3.3.2 schema fails with the refusal and changes nothing; the command it
-    names, run in the running 3.3.2 scheduler, downgrades the schema; then the 3.2.2 migration
-    Job succeeds at the revision 3.2.2 left."""
+    Job against the 3.3.2 schema fails with the refusal and changes nothing. The same rendering
+    with `upgrade.allowDowngrade` (downgradeFrom 3.3.2) adds a downgrade Job on the 3.3.2 image;
+    its args, run in a copy of the 3.3.2 rendering's migration container (same image, same
+    needs: the jobs identity and the metadata database), take the schema back; then the 3.2.2
+    migration Job succeeds at the revision 3.2.2 left."""
+    from tests.support.rendering import render_stack
+
     (old_migrate,) = [
         pod.containers[0]
         for pod in upgrade.old.cluster.job_pods
@@ -254,16 +260,23 @@ def test_a_downgrade_is_refused_and_the_documented_way_back_works(
     ]
     refused = _run_in(old_migrate, list(old_migrate.argv))
     assert refused.returncode != 0, refused.stdout[-2000:]
-    assert "DOWNGRADE REFUSED" in refused.stderr + refused.stdout, refused.stderr[-3000:]
-    assert schema_revision(postgres_server, upgrade.database) == upgrade.new_revision
     output = refused.stderr + refused.stdout
-    named = output.split("kubectl exec deploy/airflow-scheduler -- ", 1)[1].split(" (or", 1)[0]
-    assert named == f"airflow db downgrade --to-version {PREVIOUS_AIRFLOW_VERSION} --yes", named
+    assert "DOWNGRADE REFUSED" in output, refused.stderr[-3000:]
+    assert "upgrade.allowDowngrade: true and upgrade.downgradeFrom" in output, output[-3000:]
+    assert schema_revision(postgres_server, upgrade.database) == upgrade.new_revision
 
-    (scheduler_pod,) = [
-        p for p in upgrade.new.cluster.pods if p.workload.name == "airflow-scheduler"
+    allowed = upgrade_cluster(PREVIOUS_AIRFLOW_VERSION)
+    allowed["upgrade"] = {"allowDowngrade": True, "downgradeFrom": _current_version()}
+    rendering = render_stack("local", cluster=allowed)
+    job = rendering.one("Job", "airflow-db-downgrade")
+    container = job.inputs["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].endswith(f":{_current_version()}"), container["image"]
+    (new_migrate,) = [
+        pod.containers[0]
+        for pod in upgrade.new.cluster.job_pods
+        if pod.workload.name == "airflow-db-migrate"
     ]
-    downgraded = _run_in(scheduler_pod.containers[0], named.split())
+    downgraded = _run_in(new_migrate, upgrade.new.cluster.image.entrypoint(container["args"]))
     assert downgraded.returncode == 0, (downgraded.stdout + downgraded.stderr)[-3000:]
     migrated = _run_in(old_migrate, list(old_migrate.argv))
     assert migrated.returncode == 0, (migrated.stdout + migrated.stderr)[-3000:]
