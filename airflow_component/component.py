@@ -271,24 +271,7 @@ def _check_user_secrets(config: AirflowConfig, naming: Naming) -> None:
                 "keep your own values in a Secret of another name"
             )
     # Every key of one of ours in every Airflow container would undo the secret scope.
-    blocks: list[tuple[str, Any]] = [
-        ("", config),
-        ("apiServer.", config.api_server),
-        ("scheduler.", config.scheduler),
-        ("dagProcessor.", config.dag_processor),
-        ("triggerer.", config.triggerer),
-    ]
-    blocks += [
-        (f"dags.bundles[{i}].dagProcessor.", b.dag_processor)
-        for i, b in enumerate(config.dags.bundles)
-        if b.dag_processor is not None
-    ]
-    if config.celery is not None:
-        blocks.append(("celery.workers.", config.celery.workers))
-        blocks += [
-            (f"celery.workerPools[{i}].", p) for i, p in enumerate(config.celery.worker_pools)
-        ]
-    for prefix, block in blocks:
+    for prefix, block in config.pod_blocks():
         for index, source in enumerate(block.extra_env_from):
             if source.secret in owned:
                 raise pulumi.RunError(

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import copy
 import re
+import typing
 from typing import Any
 
 import pulumi
 import pytest
+from pydantic import BaseModel
 
 from airflow_component import AirflowCluster, AirflowClusterArgs
 from airflow_component.airflow_env import DEFAULT_OPTIONS
-from airflow_component.config import parse_config
+from airflow_component.config import AirflowConfig, parse_config
 from airflow_component.config.airflow_options import MANAGED, catalog
+from airflow_component.config.extensions import PodCustomization
 from tests.support.rendering import (
     CapturingMocks,
     Rendering,
@@ -703,3 +706,76 @@ def test_extra_env_from_reaches_airflow_containers_and_never_one_of_our_secrets(
             mocks=mocks,
         )
     assert mocks.resources == []
+
+
+def _pod_block_paths(model: type[BaseModel] = AirflowConfig, prefix: str = "") -> set[str]:
+    """Where the config model can hold a pod customisation (extra env, volumes, containers),
+    found by walking its fields' types: a block added anywhere shows up here."""
+    found: set[str] = set()
+
+    def walk(annotation: Any, path: str) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if issubclass(annotation, PodCustomization):
+                found.add(path)
+            found.update(_pod_block_paths(annotation, f"{path}."))
+            return
+        origin = typing.get_origin(annotation)
+        for argument in typing.get_args(annotation):
+            walk(argument, f"{path}[0]" if origin is list else path)
+
+    hints = typing.get_type_hints(model)  # resolves the models' postponed annotations
+    for name, field in model.model_fields.items():
+        walk(hints[name], f"{prefix}{field.alias or name}")
+    return found
+
+
+# What makes each block exist in a config (its executor, a pool, a bundle).
+POD_BLOCK_CONFIGS: dict[str, dict[str, Any]] = {
+    "": {},
+    "apiServer": {},
+    "scheduler": {},
+    "dagProcessor": {},
+    "triggerer": {},
+    "celery.workers": {"executors": "CeleryExecutor"},
+    "celery.workerPools[0]": {
+        "executors": "CeleryExecutor",
+        "celery": {"workerPools": [{"name": "gpu", "queues": ["gpu"]}]},
+    },
+    "dags.bundles[0].dagProcessor": {
+        "dags": {"bundles": [{"name": "finance", "git": {"repo": "git@git.example.com:o/f.git"}}]}
+    },
+}
+
+
+def _block_at(raw: dict[str, Any], path: str) -> dict[str, Any]:
+    node: Any = raw
+    for step in filter(None, path.split(".")):
+        key, _, index = step.partition("[")
+        node = node.setdefault(key, [] if index else {})
+        if index:
+            node = node[int(index.rstrip("]"))]
+    return typing.cast(dict[str, Any], node)
+
+
+def test_every_pod_block_of_the_model_is_checked() -> None:
+    """Wherever the model takes extra env sources and mounts, one of our Secrets as a source
+    and a mount of a volume nobody declares are refused there, naming that block."""
+    assert _pod_block_paths() | {""} == set(POD_BLOCK_CONFIGS)
+    for path, enabling in POD_BLOCK_CONFIGS.items():
+        prefix = f"{path}." if path else ""
+        raw = copy.deepcopy(enabling)
+        _block_at(raw, path)["extraVolumeMounts"] = [{"name": "nope", "mountPath": "/data"}]
+        with pytest.raises(pulumi.RunError, match=re.escape(f"{prefix}extraVolumeMounts[0]: ")):
+            parse_config(raw)
+        raw = copy.deepcopy(enabling)
+        _block_at(raw, path)["extraEnvFrom"] = [{"secret": "airflow-keys"}]
+        config = parse_config(raw)
+        mocks = CapturingMocks()
+        with pytest.raises(
+            pulumi.RunError, match=re.escape(f"cluster.{prefix}extraEnvFrom[0].secret: ")
+        ):
+            run_under_mocks(
+                lambda config=config: AirflowCluster("airflow", AirflowClusterArgs(config=config)),
+                mocks=mocks,
+            )
+        assert mocks.resources == [], path

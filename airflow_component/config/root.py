@@ -406,25 +406,7 @@ class AirflowConfig(PodCustomization):
                 "replaces: it would be ignored"
             )
         top_volumes = {volume.name for volume in self.extra_volumes}
-        blocks: list[tuple[str, PodCustomization | None]] = [
-            ("", self),
-            ("apiServer.", self.api_server),
-            ("scheduler.", self.scheduler),
-            ("dagProcessor.", self.dag_processor),
-            ("triggerer.", self.triggerer),
-            ("celery.workers.", self.celery.workers if self.celery is not None else None),
-            *(
-                (f"celery.workerPools[{index}].", pool)
-                for index, pool in enumerate(self.celery.worker_pools if self.celery else [])
-            ),
-            *(
-                (f"dags.bundles[{index}].dagProcessor.", bundle.dag_processor)
-                for index, bundle in enumerate(self.dags.bundles)
-            ),
-        ]
-        for prefix, block in blocks:
-            if block is None:
-                continue
+        for prefix, block in self.pod_blocks():
             own = {volume.name for volume in block.extra_volumes} if block is not self else set()
             if own & top_volumes:
                 raise ValueError(
@@ -539,6 +521,29 @@ class AirflowConfig(PodCustomization):
     @property
     def executor_setting(self) -> str:
         return ",".join(self.executors)
+
+    def pod_blocks(self) -> list[tuple[str, PodCustomization]]:
+        """Every block that customises pods (extra env, volumes, containers), with the key
+        prefix its errors name: the top level first, then each process, pool and processor."""
+        blocks: list[tuple[str, PodCustomization]] = [
+            ("", self),
+            ("apiServer.", self.api_server),
+            ("scheduler.", self.scheduler),
+            ("dagProcessor.", self.dag_processor),
+            ("triggerer.", self.triggerer),
+        ]
+        if self.celery is not None:
+            blocks.append(("celery.workers.", self.celery.workers))
+            blocks += [
+                (f"celery.workerPools[{index}].", pool)
+                for index, pool in enumerate(self.celery.worker_pools)
+            ]
+        blocks += [
+            (f"dags.bundles[{index}].dagProcessor.", bundle.dag_processor)
+            for index, bundle in enumerate(self.dags.bundles)
+            if bundle.dag_processor is not None
+        ]
+        return blocks
 
 
 CONFIG_NAMESPACE = "airflow-k8s"
