@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 import typing
+from functools import partial
 from typing import Any
 
 import pulumi
@@ -769,13 +770,10 @@ def test_every_pod_block_of_the_model_is_checked() -> None:
             parse_config(raw)
         raw = copy.deepcopy(enabling)
         _block_at(raw, path)["extraEnvFrom"] = [{"secret": "airflow-keys"}]
-        config = parse_config(raw)
+        args = AirflowClusterArgs(config=parse_config(raw))
         mocks = CapturingMocks()
         with pytest.raises(
             pulumi.RunError, match=re.escape(f"cluster.{prefix}extraEnvFrom[0].secret: ")
         ):
-            run_under_mocks(
-                lambda config=config: AirflowCluster("airflow", AirflowClusterArgs(config=config)),
-                mocks=mocks,
-            )
+            run_under_mocks(partial(AirflowCluster, "airflow", args), mocks=mocks)
         assert mocks.resources == [], path
