@@ -243,6 +243,15 @@ class ExtraVolumeMount(StrictModel):
         return self
 
 
+def _check_set_operator(key: str, operator: str, values: list[str]) -> None:
+    """The rule node and pod label requirements share (the API server's own): a set operator
+    takes values, an existence operator none."""
+    if operator in ("Exists", "DoesNotExist") and values:
+        raise ValueError(f"{key}: {operator} takes no values")
+    if operator in ("In", "NotIn") and not values:
+        raise ValueError(f"{key}: {operator} needs values")
+
+
 class NodeSelectorRequirement(StrictModel):
     """A node label requirement."""
 
@@ -254,10 +263,7 @@ class NodeSelectorRequirement(StrictModel):
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> NodeSelectorRequirement:
-        if self.operator in ("Exists", "DoesNotExist") and self.values:
-            raise ValueError(f"{self.key}: {self.operator} takes no values")
-        if self.operator in ("In", "NotIn") and not self.values:
-            raise ValueError(f"{self.key}: {self.operator} needs values")
+        _check_set_operator(self.key, self.operator, self.values)
         if self.operator in ("Gt", "Lt") and (
             len(self.values) != 1 or not self.values[0].lstrip("-").isdigit()
         ):
@@ -298,10 +304,7 @@ class LabelSelectorRequirement(StrictModel):
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> LabelSelectorRequirement:
-        if self.operator in ("Exists", "DoesNotExist") and self.values:
-            raise ValueError(f"{self.key}: {self.operator} takes no values")
-        if self.operator in ("In", "NotIn") and not self.values:
-            raise ValueError(f"{self.key}: {self.operator} needs values")
+        _check_set_operator(self.key, self.operator, self.values)
         return self
 
 
