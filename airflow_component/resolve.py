@@ -58,7 +58,7 @@ from .config import (
     postgres_protected,
     snapshot_enabled,
 )
-from .config.airflow_options import AirflowOptions
+from .config.airflow_options import AirflowOptions, overlaid
 from .config.dags import DAGS_FOLDER_BUNDLE, GitBundleConfig, ObjectStoreBundleConfig
 from .config.extensions import (
     EnvFromSource,
@@ -407,10 +407,7 @@ def resolve(config: AirflowConfig) -> ResolvedConfig:
         if own is not None:
             # The bundle's block replaces what it sets; options and env merge by name.
             updates = {name: getattr(own, name) for name in own.model_fields_set}
-            updates["airflow_config"] = {
-                section: {**base.airflow_config.get(section, {}), **values}
-                for section, values in {**base.airflow_config, **own.airflow_config}.items()
-            }
+            updates["airflow_config"] = overlaid(base.airflow_config, own.airflow_config)
             updates["extra_env"] = list(
                 {item.name: item for item in [*base.extra_env, *own.extra_env]}.values()
             )

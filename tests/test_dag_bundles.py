@@ -404,3 +404,34 @@ def test_two_cloud_identities_for_one_service_account_are_refused() -> None:
         pulumi.RunError, match=r"dags\.bundles\[1\]\.objectStore\.serviceAccountAnnotations: eks"
     ):
         parse_config({"dags": {"bundles": [REPORTS, second]}})
+
+
+def test_a_bundle_processor_overrides_the_shared_processor_options_one_by_one() -> None:
+    """`dagProcessor.airflowConfig` applies to every bundle's processor; a bundle's own block
+    replaces only the options it names, in the sections it names: the rest of a section it
+    touches stays the shared value (as Airflow reads one env var per option)."""
+    shared = {"dag_processor": {"print_stats_interval": 120, "stale_dag_threshold": 60}}
+    own = {"dag_processor": {"print_stats_interval": 30}, "core": {"dagbag_import_timeout": 90}}
+    cluster = with_bundles(
+        "prod",
+        [FOLDER, {**FINANCE, "dagProcessor": {"airflowConfig": own}}, REPORTS],
+        dagProcessor={**cluster_config("prod").get("dagProcessor", {}), "airflowConfig": shared},
+    )
+    rendering = render_stack("prod", cluster=cluster)
+    found = {}
+    for where, container, _ in containers(rendering):
+        if where.endswith("/dag-processor") and where.startswith("airflow-dag-processor-"):
+            values = env(container)
+            found[where.split("/")[0]] = tuple(
+                values.get(f"AIRFLOW__{name}", {}).get("value")
+                for name in (
+                    "DAG_PROCESSOR__PRINT_STATS_INTERVAL",
+                    "DAG_PROCESSOR__STALE_DAG_THRESHOLD",
+                    "CORE__DAGBAG_IMPORT_TIMEOUT",
+                )
+            )
+    assert found == {
+        "airflow-dag-processor-finance": ("30", "60", "90"),
+        "airflow-dag-processor-reports": ("120", "60", None),
+        "airflow-dag-processor-dags-folder": ("120", "60", None),
+    }

@@ -147,14 +147,23 @@ def validate_options(options: AirflowOptions) -> AirflowOptions:
     return options
 
 
-def merged(*layers: AirflowOptions) -> dict[tuple[str, str], AirflowOptionValue]:
-    """Later layers override earlier ones, option by option."""
-    result: dict[tuple[str, str], AirflowOptionValue] = {}
+def overlaid(*layers: AirflowOptions) -> AirflowOptions:
+    """Later layers override earlier ones, option by option (a section set in two layers keeps
+    the options only the earlier one sets)."""
+    result: AirflowOptions = {}
     for layer in layers:
         for section, values in layer.items():
-            for option, value in values.items():
-                result[(section, option)] = value
+            result[section] = {**result.get(section, {}), **values}
     return result
+
+
+def merged(*layers: AirflowOptions) -> dict[tuple[str, str], AirflowOptionValue]:
+    """`overlaid`, keyed by (section, option)."""
+    return {
+        (section, option): value
+        for section, values in overlaid(*layers).items()
+        for option, value in values.items()
+    }
 
 
 def as_text(value: bool | int | float | str) -> str:
