@@ -115,6 +115,10 @@ class Needs:
     grooms_logs: bool = False
     # Serves task logs to the api-server on these ports.
     log_server_ports: tuple[int, ...] = ()
+    # Fetches a task's log from the log server of the pod that ran it (the api-server).
+    fetches_served_logs: bool = False
+    # Connects to the Postgres server itself, never through PgBouncer (PgBouncer, pg_dump).
+    connects_to_postgres: bool = False
     # Long-running (Deployment/StatefulSet), with these replica counts.
     long_running: bool = False
     replicas: int = 1
@@ -211,6 +215,7 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
         Needs(
             API_SERVER,
             task_logs=True,
+            fetches_served_logs=True,
             secrets=core
             | {Secret.JWT_SECRET, Secret.API_SECRET_KEY}
             | task_data
@@ -378,6 +383,7 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
             Needs(
                 PGBOUNCER,
                 airflow=False,
+                connects_to_postgres=True,
                 long_running=True,
                 waits_for_migrations=False,
                 replicas=pgbouncer_replicas,
@@ -387,7 +393,9 @@ def workload_needs(config: ResolvedConfig) -> tuple[Needs, ...]:
     if config.metrics.enabled:
         needs.append(Needs(STATSD, airflow=False, long_running=True, waits_for_migrations=False))
     if config.backups.enabled:
-        needs.append(Needs(BACKUP, airflow=False, waits_for_migrations=False))
+        needs.append(
+            Needs(BACKUP, airflow=False, connects_to_postgres=True, waits_for_migrations=False)
+        )
     return tuple(_with_flows(config, needs))
 
 
@@ -520,13 +528,12 @@ def _with_flows(config: ResolvedConfig, needs: list[Needs]) -> list[Needs]:
         if item.task_logs and config.logging.remote is not None:
             storage = Peer(cidrs=tuple(policies.log_storage_cidrs))
             egress.append(Flow(storage, (HTTPS_PORT,), purpose="remote task logs"))
-        if item.component == API_SERVER:
-            # The api-server reads task logs from the pod that ran the task.
+        if item.fetches_served_logs:
             egress += [
                 Flow(Peer(component=s.component), s.log_server_ports, purpose="task logs")
                 for s in log_servers
             ]
-        if item.component in {PGBOUNCER, BACKUP}:
+        if item.connects_to_postgres:
             egress.append(Flow(Peer(component=POSTGRES), (POSTGRES_PORT,), purpose="Postgres"))
         if item.airflow:
             egress += [
