@@ -30,9 +30,9 @@ from typing import Any
 
 import pytest
 
-from .harness.api import ApiClient, run_smoke_dag
+from .harness.api import run_smoke_dag
 from .harness.cluster import LocalPod, PreparedContainer
-from .harness.stack import StackRun, prepare_stack
+from .harness.stack import StackRun, log_in, prepare_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -152,10 +152,7 @@ def operations(airflow_venv, postgres_server, dag_files, e2e_dir) -> Iterator[Op
 
         cluster.start_workloads()
         run.startup_seconds = cluster.wait_started(network_probes_only=True)
-        port, host_header = cluster.network.external_url_endpoint(run.rendering.outputs["url"])
-        client = ApiClient(base_url=f"http://127.0.0.1:{port}", host_header=host_header)
-        client.login(run.admin_username, run.admin_password)
-        run.client = client
+        client = log_in(run)
         run.result = run_smoke_dag(client, timeout=run.dag_timeout, alive=cluster.check_alive)
         run.timings["dag_finished"] = time.monotonic() - t0
 

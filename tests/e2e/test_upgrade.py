@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 
 from .conftest import PREVIOUS_AIRFLOW_VERSION
-from .harness.api import ApiClient, run_smoke_dag
+from .harness.api import run_smoke_dag
 from .harness.kubelet import ObjectStore, PodInfo, resolve_env
-from .harness.stack import StackRun, execute, prepare_stack
+from .harness.stack import StackRun, execute, log_in, prepare_stack
 from .test_backups import run_container
 
 pytestmark = pytest.mark.e2e
@@ -164,10 +164,7 @@ def upgrade(
         result.new_revision = schema_revision(postgres_server, database)
         new.cluster.start_workloads()
         new.cluster.wait_started(network_probes_only=True)
-        port, host_header = new.cluster.network.external_url_endpoint(new.rendering.outputs["url"])
-        client = ApiClient(base_url=f"http://127.0.0.1:{port}", host_header=host_header)
-        client.login(new.admin_username, new.admin_password)
-        new.client = client
+        client = log_in(new)
         result.checks["old_run"] = client.request(
             "GET", f"/api/v2/dags/e2e_smoke/dagRuns/{result.old_run_id}"
         )

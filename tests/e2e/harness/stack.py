@@ -154,7 +154,7 @@ def prepare_stack(
 
 def execute(run: StackRun) -> None:
     """Run the Jobs, start the Deployments, log in, run the DAG, probe. Raises on a problem."""
-    cluster, rendering = run.cluster, run.rendering
+    cluster = run.cluster
 
     t0 = time.monotonic()
     cluster.started_at = t0
@@ -176,14 +176,7 @@ def execute(run: StackRun) -> None:
     )
     run.timings["jobs_after_workloads"] = time.monotonic() - t0
 
-    port, host_header = cluster.network.external_url_endpoint(rendering.outputs["url"])
-    client = ApiClient(
-        base_url=f"http://127.0.0.1:{port}",
-        host_header=host_header,
-        forwarded_proto="https" if rendering.outputs["url"].startswith("https://") else None,
-    )
-    client.login(run.admin_username, run.admin_password)
-    run.client = client
+    client = log_in(run)
     run.result = run_smoke_dag(client, timeout=run.dag_timeout, alive=cluster.check_alive)
     if run.result.state == "success":
         run.seconds_to_first_success = run.result.finished_at - t0
@@ -201,18 +194,25 @@ def execute(run: StackRun) -> None:
 def start_and_log_in(run: StackRun, *, jobs: bool = True) -> ApiClient:
     """The short path of `execute` for a test about something else: Jobs (unless `jobs` is
     false), the Deployments until their probes pass, and the admin's login. No DAG is run."""
-    cluster, rendering = run.cluster, run.rendering
+    cluster = run.cluster
     cluster.started_at = cluster.started_at or time.monotonic()
     cluster.start_infrastructure()
     if jobs:
         cluster.run_jobs()
     cluster.start_workloads()
     run.startup_seconds = cluster.wait_started(network_probes_only=True)
-    port, host_header = cluster.network.external_url_endpoint(rendering.outputs["url"])
+    return log_in(run)
+
+
+def log_in(run: StackRun) -> ApiClient:
+    """The admin's session through the rendered public URL (its host and scheme, as the
+    ingress passes them on)."""
+    url = run.rendering.outputs["url"]
+    port, host_header = run.cluster.network.external_url_endpoint(url)
     client = ApiClient(
         base_url=f"http://127.0.0.1:{port}",
         host_header=host_header,
-        forwarded_proto="https" if rendering.outputs["url"].startswith("https://") else None,
+        forwarded_proto="https" if url.startswith("https://") else None,
     )
     client.login(run.admin_username, run.admin_password)
     run.client = client
