@@ -133,17 +133,10 @@ class DataVolume:
                 assert server.poll() is None, server.stderr.read() if server.stderr else ""
                 assert time.monotonic() < deadline, "check server did not start"
                 time.sleep(0.2)
-            results = {}
-            for name, password in passwords.items():
-                done = subprocess.run(
-                    [str(postgres_bin / "psql"), "-X", "-At", "-h", "127.0.0.1", "-p", str(port),
-                     "-U", user, "-d", "postgres", "-c",
-                     "SELECT count(*) FROM pg_roles WHERE rolname = current_user"],
-                    env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"},
-                    capture_output=True, text=True, check=False,
-                )  # fmt: skip
-                results[name] = "ok" if done.returncode == 0 else done.stderr.strip()
-            return results
+            return {
+                name: tcp_login(postgres_bin, "127.0.0.1", port, user, password, "postgres")
+                for name, password in passwords.items()
+            }
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -281,9 +274,12 @@ def rotation_cluster(generation: int) -> dict[str, Any]:
     return raw
 
 
-def tcp_login(server: PostgresServer, user: str, password: str, database: str) -> str:
+def tcp_login(
+    postgres_bin: Path, host: str, port: int, user: str, password: str, database: str
+) -> str:
+    """A password login over TCP (scram, as Airflow connects): "ok" or the server's refusal."""
     done = subprocess.run(
-        [str(server.bin_dir / "psql"), "-X", "-At", "-h", server.host, "-p", str(server.port),
+        [str(postgres_bin / "psql"), "-X", "-At", "-h", host, "-p", str(port),
          "-U", user, "-d", database, "-c", "SELECT 1"],
         env={"PGPASSWORD": password, "PATH": "/usr/bin:/bin"},
         capture_output=True, text=True, check=False,
@@ -346,9 +342,10 @@ def rotation(
         assert result.sync is not None and result.sync.returncode == 0, result.sync
 
         user, database = new_env["POSTGRES_USER"], new_env["POSTGRES_DB"]
+        server = postgres_server
         result.logins = {
-            "old": tcp_login(postgres_server, user, result.old_password, database),
-            "new": tcp_login(postgres_server, user, result.new_password, database),
+            name: tcp_login(server.bin_dir, server.host, server.port, user, password, database)
+            for name, password in (("old", result.old_password), ("new", result.new_password))
         }
         client = start_and_log_in(new)
         result.old_run = client.request(
