@@ -159,25 +159,19 @@ def standalone_benchmark(
 @pytest.fixture(scope="module", params=selected_stacks())
 def stack_run(request, airflow_venv, postgres_server, dag_files, e2e_dir, standalone_benchmark):
     """A stack, rendered and running: Jobs done, Deployments up, DAG run finished, probes run."""
-    from .harness.stack import execute, prepare_stack
+    from .harness.stack import execute, prepare_stack, stopped_on_failure
 
     stack = request.param
     print(f"\n[e2e] stack {stack}: starting")
-    run = None
-    try:
-        run = prepare_stack(
-            stack,
-            base_dir=e2e_dir / stack,
-            venv=airflow_venv,
-            postgres=postgres_server,
-            dag_files=dag_files,
-        )
+    run = prepare_stack(
+        stack,
+        base_dir=e2e_dir / stack,
+        venv=airflow_venv,
+        postgres=postgres_server,
+        dag_files=dag_files,
+    )
+    with stopped_on_failure(f"stack {stack}", run):
         execute(run)
-    except BaseException:
-        if run is not None:
-            print(f"\n[e2e] stack {stack} failed; process log tails:\n{run.cluster.log_tails()}")
-            run.stop()
-        raise
     print(f"[e2e] stack {stack}: phases (s since first process) {_fmt(run.timings)}")
     for note in run.deviations:
         print(f"[e2e] stack {stack}: deviation: {note}")

@@ -27,7 +27,7 @@ import pytest
 
 from .harness.api import ApiClient, ApiError, run_final_state, trigger, wait_for
 from .harness.procs import free_port
-from .harness.stack import StackRun, execute, prepare_stack
+from .harness.stack import StackRun, execute, prepare_stack, stopped_on_failure
 
 pytestmark = pytest.mark.e2e
 
@@ -163,13 +163,8 @@ def bundles(airflow_venv, postgres_server, dag_files, e2e_dir) -> Iterator[Bundl
     cluster.store.secrets[(cluster.namespace, CONNECTION_SECRET[0])] = {
         CONNECTION_SECRET[1]: connection.encode()
     }
-    try:
+    with stopped_on_failure("bundles stack", run, server.stop):
         execute(run)
-    except BaseException:
-        print(f"\n[e2e] bundles stack failed; process log tails:\n{cluster.log_tails()}")
-        run.stop()
-        server.stop()
-        raise
     yield BundlesRun(run=run, server=server, first_commit=first)
     run.stop()
     server.stop()

@@ -32,7 +32,7 @@ import pytest
 
 from .harness.api import run_smoke_dag
 from .harness.cluster import LocalPod, PreparedContainer
-from .harness.stack import StackRun, log_in, prepare_stack
+from .harness.stack import StackRun, log_in, prepare_stack, stopped_on_failure
 
 pytestmark = pytest.mark.e2e
 
@@ -126,7 +126,7 @@ def operations(airflow_venv, postgres_server, dag_files, e2e_dir) -> Iterator[Op
         OLD_KEY_SECRET[1]: old_key.encode()
     }
     ops = OperationsRun(run=run, old_key=old_key)
-    try:
+    with stopped_on_failure("operations stack", run):
         t0 = time.monotonic()
         cluster.started_at = t0
         cluster.start_infrastructure()  # Redis if rendered, and PgBouncer
@@ -178,10 +178,6 @@ def operations(airflow_venv, postgres_server, dag_files, e2e_dir) -> Iterator[Op
             }
             ops.reads = {name: future.result() for name, future in futures.items()}
         run.timings["cli_done"] = time.monotonic() - t0
-    except BaseException:
-        print(f"\n[e2e] operations stack failed; process log tails:\n{cluster.log_tails()}")
-        run.stop()
-        raise
     print(f"\n[e2e] operations stack: phases {run.timings}")
     yield ops
     run.stop()

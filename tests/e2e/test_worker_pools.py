@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from .harness.api import run_final_state, trigger
-from .harness.stack import StackRun, execute, prepare_stack
+from .harness.stack import StackRun, execute, prepare_stack, stopped_on_failure
 
 pytestmark = pytest.mark.e2e
 
@@ -57,12 +57,8 @@ def pools_run(airflow_venv, postgres_server, dag_files, e2e_dir) -> Iterator[Sta
         dag_files=dag_files,
         cluster_override=pools_cluster(),
     )
-    try:
+    with stopped_on_failure("pools stack", run):
         execute(run)
-    except BaseException:
-        print(f"\n[e2e] pools stack failed; process log tails:\n{run.cluster.log_tails()}")
-        run.stop()
-        raise
     yield run
     run.stop()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,6 +191,20 @@ def execute(run: StackRun) -> None:
     run.closed_ports = cluster.closed_ports()
     run.statsd_metrics = {name for sink in cluster.statsd_sinks for name in sink.metric_names()}
     run.timings["probes_done"] = time.monotonic() - t0
+
+
+@contextmanager
+def stopped_on_failure(label: str, run: StackRun, *also: Callable[[], object]) -> Iterator[None]:
+    """A fixture's set-up: when it fails, print the processes' log tails (the only trace of
+    why), stop them and whatever else `also` stops, and raise."""
+    try:
+        yield
+    except BaseException:
+        print(f"\n[e2e] {label} failed; process log tails:\n{run.cluster.log_tails()}")
+        run.stop()
+        for stop in also:
+            stop()
+        raise
 
 
 def start_and_log_in(run: StackRun, *, jobs: bool = True) -> ApiClient:
