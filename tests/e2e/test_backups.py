@@ -5,7 +5,6 @@ the README documents). A wrong password must fail the Job and leave the old dump
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ import pytest
 
 from tests.support.rendering import render_stack
 
-from .harness.kubelet import ObjectStore, PodInfo, expand_command, resolve_env
-from .harness.runtime import Bind, ContainerSpec, NodeRuntime, apply_fs_group, memory_bytes
+from .harness.kubelet import ObjectStore, PodInfo, resolve_env
+from .harness.runtime import apply_fs_group, run_pod_container
 from .harness.services import PostgresServer
 
 pytestmark = pytest.mark.e2e
@@ -37,41 +36,20 @@ def run_container(
     postgres_bin: Path,
 ) -> subprocess.CompletedProcess[str]:
     """The backup container under the kernel's rules (podman + runc): the pod's uid/gid with
-    fsGroup, no capabilities, a read-only root with only `/backups` and `/tmp` writable, its
-    memory limit. Debian's pg_dump stands in for the postgres image's (same major or newer)."""
+    fsGroup, no capabilities, a read-only root with only its mounts (the claim, `/tmp`)
+    writable, its memory limit. Debian's pg_dump stands in for the postgres image's (same major
+    or newer)."""
     container = pod_spec["containers"][0]
-    security = {**pod_spec["securityContext"], **container["securityContext"]}
-    command, _ = expand_command(container, env)  # as the kubelet does: `$$` -> `$`
-    work = backups.parent
-    hosts = work / "hosts"
-    hosts.write_text("127.0.0.1\tlocalhost\n")
-    scratch = work / "tmp"
-    scratch.mkdir(exist_ok=True)
-    os.chmod(scratch, 0o777)  # an emptyDir
-    fs_group = int(pod_spec["securityContext"]["fsGroup"])
-    apply_fs_group(backups, "claim", fs_group)  # what the kubelet does to the claim
-    runtime = NodeRuntime(work / "node", [])
-    limit = container["resources"]["limits"]["memory"]
-    spec = ContainerSpec(
-        name=f"e2e-backup-{os.getpid()}-{len(list(work.iterdir()))}",
-        argv=command,
-        env={**env, "PATH": f"{postgres_bin}:/usr/bin:/bin"},
-        workdir=Path("/tmp"),
+    (claim,) = [m["name"] for m in container["volumeMounts"] if m["mountPath"] == mount]
+    apply_fs_group(backups, "claim", int(pod_spec["securityContext"]["fsGroup"]))
+    return run_pod_container(
+        pod_spec,
+        container,
+        env,
+        backups.parent,
+        claims={claim: backups},
         hostname="backup",
-        hosts_file=hosts,
-        user=int(security["runAsUser"]),
-        group=int(security["runAsGroup"]),
-        extra_groups=[fs_group],
-        memory_limit=memory_bytes(limit),
-        binds=[Bind(backups, mount, False), Bind(scratch, "/tmp", False)],
-    )
-    assert security["readOnlyRootFilesystem"] is True
-    return subprocess.run(
-        runtime.run_argv(spec, remove=True),
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+        tools=postgres_bin,
     )
 
 

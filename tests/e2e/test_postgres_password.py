@@ -29,7 +29,7 @@ from .conftest import unavailable
 from .harness.api import run_smoke_dag
 from .harness.kubelet import ObjectStore, PodInfo, expand_command, resolve_env
 from .harness.procs import free_port
-from .harness.runtime import Bind, ContainerSpec, NodeRuntime, apply_fs_group, memory_bytes
+from .harness.runtime import apply_fs_group, run_pod_container
 from .harness.services import PostgresServer
 from .harness.stack import StackRun, prepare_stack, start_and_log_in
 
@@ -149,37 +149,18 @@ def run_sync(
     """The init container as the kubelet starts it: its command (`$$` expanded), the pod's
     identity with fsGroup, the claim and the emptyDirs at their mounts, a read-only root."""
     (container,) = pod_spec["initContainers"]
-    security = {**pod_spec["securityContext"], **container["securityContext"]}
-    assert security["readOnlyRootFilesystem"] is True
-    command, _ = expand_command(container, env)
-    binds = [Bind(volume.path, volume.mount, False)]
-    for mount in container["volumeMounts"]:
-        if mount["name"] == "data":
-            continue
-        scratch = volume.root / f"empty-{mount['name']}"
-        scratch.mkdir(exist_ok=True)
-        os.chmod(scratch, 0o777)  # an emptyDir
-        binds.append(Bind(scratch, mount["mountPath"], False))
-    hosts = volume.root / "hosts"
-    hosts.write_text("127.0.0.1\tlocalhost\n")
-    spec = ContainerSpec(
-        name=f"e2e-pg-sync-{os.getpid()}-{time.monotonic_ns()}",
-        argv=command,
-        env={**env, "PATH": f"{postgres_bin}:/usr/bin:/bin"},
-        workdir=Path("/tmp"),
+    assert [m["mountPath"] for m in container["volumeMounts"] if m["name"] == "data"] == [
+        volume.mount
+    ]
+    return run_pod_container(
+        pod_spec,
+        container,
+        env,
+        volume.root,
+        claims={"data": volume.path},
         hostname="postgres-0",
-        hosts_file=hosts,
-        user=int(security["runAsUser"]),
-        group=int(security["runAsGroup"]),
-        extra_groups=[int(pod_spec["securityContext"]["fsGroup"])],
-        memory_limit=memory_bytes(container["resources"]["limits"]["memory"]),
-        binds=binds,
+        tools=postgres_bin,
     )
-    runtime = NodeRuntime(volume.root / "node", [])
-    return subprocess.run(
-        runtime.run_argv(spec, remove=True), capture_output=True, text=True, timeout=180,
-        check=False,
-    )  # fmt: skip
 
 
 def test_a_new_data_directory_is_left_to_the_entrypoint(postgres_bin: Path, work: Path) -> None:

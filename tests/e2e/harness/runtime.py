@@ -33,9 +33,11 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .procs import MARKER_ENV, ManagedProcess, kill_marked
 
@@ -369,3 +371,56 @@ class MemoryReport:
         limit = f"{self.limit_bytes / 2**20:.0f}Mi" if self.limit_bytes else "none"
         share = f" ({self.peak_bytes / self.limit_bytes:.0%})" if self.limit_bytes else ""
         return f"{self.container}: peak {peak} of limit {limit}{share}, OOM kills {self.oom_kills}"
+
+
+def run_pod_container(
+    pod_spec: Mapping[str, Any],
+    container: Mapping[str, Any],
+    env: Mapping[str, str],
+    work: Path,
+    *,
+    claims: Mapping[str, Path],
+    hostname: str,
+    tools: Path,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """One rendered container of a pod, run to its end as the kubelet would start it: its
+    command with `$(VAR)` expanded against `env`, the pod's uid/gid with fsGroup as an extra
+    group, a read-only root, its memory limit. A mount of a volume in `claims` binds that
+    directory; every other mount is a new emptyDir. `tools` comes first on PATH (Debian's
+    binaries stand in for the image's)."""
+    from .kubelet import expand_command
+
+    security = {**pod_spec["securityContext"], **container["securityContext"]}
+    assert security["readOnlyRootFilesystem"] is True, "the container must run read-only"
+    command, _ = expand_command(container, env)
+    binds = []
+    for mount in container.get("volumeMounts") or []:
+        source = claims.get(mount["name"])
+        if source is None:
+            source = work / f"empty-{mount['name']}"
+            source.mkdir(exist_ok=True)
+            os.chmod(source, 0o777)  # an emptyDir: writable by the pod's uid
+        binds.append(Bind(source, mount["mountPath"], bool(mount.get("readOnly"))))
+    hosts = work / "hosts"
+    hosts.write_text("127.0.0.1\tlocalhost\n")
+    spec = ContainerSpec(
+        name=f"e2e-{hostname}-{os.getpid()}-{time.monotonic_ns()}",
+        argv=command,
+        env={**env, "PATH": f"{tools}:/usr/bin:/bin"},
+        workdir=Path("/tmp"),
+        hostname=hostname,
+        hosts_file=hosts,
+        user=int(security["runAsUser"]),
+        group=int(security["runAsGroup"]),
+        extra_groups=[int(pod_spec["securityContext"]["fsGroup"])],
+        memory_limit=memory_bytes(container["resources"]["limits"]["memory"]),
+        binds=binds,
+    )
+    return subprocess.run(
+        NodeRuntime(work / "node", []).run_argv(spec, remove=True),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
