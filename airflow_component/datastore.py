@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgsDict
 from pulumi_kubernetes.core.v1 import (
     ContainerArgsDict,
+    PersistentVolumeClaimSpecArgsDict,
     ServiceSpecArgsDict,
     VolumeArgsDict,
 )
@@ -23,6 +24,12 @@ from .naming import Naming
 
 # A high uid (checkov CKV_K8S_40: no clash with host users); each image's own gid owns the data.
 RUN_UID = 10999
+DATA_VOLUME = "data"
+# Kubernetes refuses any change to a StatefulSet's claim templates, so a new size would make the
+# provider replace the StatefulSet: refused where it is protected, and never a bigger disk (the
+# claim outlives the StatefulSet and keeps its size). The template keeps the size it was created
+# with (`ignoreChanges` on this path) and the live claim is grown in place by a patch.
+CLAIM_SIZE_PATH = "spec.volumeClaimTemplates[0].spec.resources.requests.storage"
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ def statefulset_spec(
         **container,
         "ports": [{"name": store.port_name, "container_port": store.port}],
         "volume_mounts": [
-            {"name": "data", "mount_path": data_mount},
+            {"name": DATA_VOLUME, "mount_path": data_mount},
             *({"name": name, "mount_path": path} for name, path, _ in store.scratch),
         ],
         "resources": resource_requirements(store.resources),
@@ -83,11 +90,12 @@ def statefulset_spec(
         },
     }
     if store.ephemeral:
-        volumes.append({"name": "data", "empty_dir": {"size_limit": store.size}})
+        volumes.append({"name": DATA_VOLUME, "empty_dir": {"size_limit": store.size}})
         return spec
     claim = claim_spec("ReadWriteOnce", store.size, store.storage_class_name)
+    # One template only: CLAIM_SIZE_PATH names its index.
     spec["volume_claim_templates"] = [
-        {"metadata": {"name": "data", "labels": naming.labels(store.component)}, "spec": claim}
+        {"metadata": {"name": DATA_VOLUME, "labels": naming.labels(store.component)}, "spec": claim}
     ]
     # Scaling never takes the data with it; deleting does only where the data is not protected.
     spec["persistent_volume_claim_retention_policy"] = {
@@ -95,3 +103,15 @@ def statefulset_spec(
         "when_scaled": "Retain",
     }
     return spec
+
+
+def data_claim_name(naming: Naming, store: DataStore) -> str:
+    """The claim the StatefulSet controller creates for its one pod from the data template:
+    `<template>-<StatefulSet>-<ordinal>`."""
+    return f"{DATA_VOLUME}-{naming.object(store.component)}-0"
+
+
+def claim_growth_spec(store: DataStore) -> PersistentVolumeClaimSpecArgsDict:
+    """What the patch of the live claim sets: only the storage request (Kubernetes grows a
+    bound claim when its StorageClass allows volume expansion, and never shrinks one)."""
+    return {"resources": {"requests": {"storage": store.size}}}

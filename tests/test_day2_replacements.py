@@ -10,6 +10,9 @@ providers' own rules for what forces a replacement:
   selector, serviceName, volumeClaimTemplates and podManagementPolicy; a claim's spec other than
   its storage request; a Deployment's selector; an immutable Secret's data) can only change by
   replacing the object.
+A path in a resource's `ignoreChanges` keeps its value from the state: the engine diffs with the
+old value there ("Pulumi ignores a property by using the old value from the state",
+pulumi.com/docs/iac/concepts/options/ignorechanges; nested paths: /docs/reference/property-paths).
 Each procedure the README documents is rendered before and after, for the stacks where data is
 protected; no protected resource may need a replacement.
 """
@@ -17,12 +20,14 @@ protected; no protected resource may need a replacement.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.support.rendering import Rendering, Resource, cluster_config, render_stack
+from tests.test_manifests import KUBERNETES_VERSIONS, strict_errors
 
 # The stacks that protect something: `local` protects nothing, `prod` runs on an external
 # database (the provider's snapshots and deletion protection guard it).
@@ -51,6 +56,11 @@ def _fernet_rotation_finished(cluster: dict[str, Any]) -> None:
     cluster["fernet"] = {"generation": 2, "rotatedGeneration": 2}
 
 
+def _grow_postgres_storage(cluster: dict[str, Any]) -> None:
+    in_cluster = cluster.setdefault("database", {}).setdefault("inCluster", {})
+    in_cluster["storage"] = {**in_cluster.get("storage", {}), "size": "40Gi"}
+
+
 def _upgrade(cluster: dict[str, Any]) -> None:
     cluster["image"] = {**cluster.get("image", {}), "tag": "3.4.0"}
 
@@ -62,6 +72,7 @@ def _downgrade(cluster: dict[str, Any]) -> None:
 
 PROCEDURES: dict[str, Callable[[dict[str, Any]], None]] = {
     "postgres password rotation": _password_rotation,
+    "grow postgres storage": _grow_postgres_storage,
     "fernet rotation, step 2": _fernet_rotation_started,
     "fernet rotation, step 3": _fernet_rotation_finished,
     "upgrade": _upgrade,
@@ -82,10 +93,39 @@ def _claim_spec_without_storage(spec: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
+_PATH_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def path_steps(path: str) -> list[str | int]:
+    """A Pulumi property path (`spec.volumeClaimTemplates[0].spec`) as keys and indexes."""
+    return [int(index) if index else key for key, index in _PATH_STEP.findall(path)]
+
+
+def value_at(value: Any, path: str) -> Any:
+    for step in path_steps(path):
+        value = value[step]
+    return value
+
+
+def as_engine_diffs(before: Resource, after: Resource) -> dict[str, Any]:
+    """`after`'s inputs with every ignored path holding `before`'s value, as the engine sends
+    them to the provider's diff."""
+    inputs = copy.deepcopy(after.inputs)
+    for path in after.options.get("ignore_changes") or []:
+        *parents, last = path_steps(path)
+        node: Any = inputs
+        for step in parents:
+            node = node[step]
+        node[last] = value_at(before.inputs, path)
+    return inputs
+
+
 def replacement_reasons(before: Resource, after: Resource | None) -> list[str]:
     """Why the provider would replace (or delete) `before` to reach `after`."""
     if after is None:
         return ["deleted"]
+    after = copy.copy(after)
+    after.inputs = as_engine_diffs(before, after)
     if before.typ.startswith("random:"):
         return [
             f"input {key}"
@@ -169,3 +209,52 @@ def test_the_rules_see_a_replacement() -> None:
     rekept = copy.deepcopy(password)
     rekept.inputs["keepers"] = {"generation": "2"}
     assert replacement_reasons(password, rekept) == ["input keepers"]
+
+
+def _with_persistent_redis(stack: str, size: str | None = None) -> Rendering:
+    def change(cluster: dict[str, Any]) -> None:
+        cluster["executors"] = "CeleryExecutor"
+        celery = cluster.setdefault("celery", {})
+        celery["redis"] = {"storage": {"ephemeral": False, **({"size": size} if size else {})}}
+        if size:
+            _grow_postgres_storage(cluster)
+
+    return rendered(stack, change)
+
+
+@pytest.mark.parametrize("stack", ["local", "staging"])
+def test_growing_a_data_store_grows_its_live_claim_and_keeps_the_statefulset(stack: str) -> None:
+    """Kubernetes names a StatefulSet's claim `<template>-<StatefulSet>-<ordinal>` and refuses
+    changes to the templates. A new size must reach that live claim (a server-side patch, after
+    the StatefulSet is ready so the claim exists), while the StatefulSet's diff stays empty."""
+    before, after = _with_persistent_redis(stack), _with_persistent_redis(stack, "8Gi")
+    sets = [s for s in after.of_kind("StatefulSet") if s.inputs["spec"].get("volumeClaimTemplates")]
+    assert {s.object_name for s in sets} == {"airflow-postgres", "airflow-redis"}
+    expected_sizes = {"airflow-postgres": "40Gi", "airflow-redis": "8Gi"}
+    for statefulset in sets:
+        spec = statefulset.inputs["spec"]
+        (template,) = spec["volumeClaimTemplates"]
+        claim = f"{template['metadata']['name']}-{statefulset.object_name}-0"
+        (patch,) = [p for p in after.patches if p.object_name == claim]
+        assert patch.kind == "PersistentVolumeClaim"
+        assert patch.inputs["metadata"]["namespace"] == statefulset.inputs["metadata"]["namespace"]
+        size = patch.inputs["spec"]["resources"]["requests"]["storage"]
+        assert size == expected_sizes[statefulset.object_name or ""]
+        assert statefulset.urn in patch.options["dependencies"]
+        # Taking the request over from the controller that created the claim, and leaving the
+        # claim alone when the patch goes.
+        assert patch.inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
+        assert patch.options["retain_on_delete"]
+        for version in KUBERNETES_VERSIONS:
+            assert strict_errors(patch.manifest, version) is None, (claim, version)
+        (old,) = [s for s in before.of_kind("StatefulSet") if s.urn == statefulset.urn]
+        assert as_engine_diffs(old, statefulset) == old.inputs, statefulset.object_name
+    assert len(after.patches) == len(sets)
+
+
+def test_an_ephemeral_store_has_no_claim_to_grow() -> None:
+    rendering = rendered("staging")
+    redis = rendering.one("StatefulSet", "airflow-redis")
+    assert "volumeClaimTemplates" not in redis.inputs["spec"]
+    assert not redis.options.get("ignore_changes")
+    assert [p.object_name for p in rendering.patches] == ["data-airflow-postgres-0"]

@@ -24,7 +24,10 @@ STACKS = ["local", "staging", "prod"]
 
 
 def key_bearing(resource: Resource) -> bool:
-    """Generated values, and whatever the component protects or keeps on delete (data)."""
+    """Generated values, and whatever the component protects or keeps on delete (data). A
+    patch is kept on delete only so that its object stays as it is: it holds no data."""
+    if resource.is_patch:
+        return False
     return (
         resource.typ.startswith("random:")
         or bool(resource.options.get("protect"))

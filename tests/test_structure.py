@@ -144,7 +144,7 @@ def test_the_dependency_check_catches_dependencies_left_at_the_part(
     from airflow_component.parts import base
 
     def without_part_dependencies(
-        self: base.Part, depends_on: Any = (), protect: bool = False
+        self: base.Part, depends_on: Any = (), protect: bool = False, **_: Any
     ) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=list(depends_on), protect=protect)
 

@@ -27,9 +27,19 @@ from .types import (
 class PostgresStorage(StrictModel):
     """The Postgres data volume."""
 
-    size: StorageSize = Field(default="8Gi", description="PersistentVolumeClaim size.")
+    size: StorageSize = Field(
+        default="8Gi",
+        description=(
+            "PersistentVolumeClaim size. Raising it later grows the live claim in place (its "
+            "StorageClass must allow volume expansion); a claim never shrinks."
+        ),
+    )
     storage_class_name: DnsSubdomain | None = Field(
-        default=None, description="StorageClass; the cluster default when unset."
+        default=None,
+        description=(
+            "StorageClass; the cluster default when unset. Applies when the claim is created: "
+            "an existing claim keeps its class."
+        ),
     )
     ephemeral: bool = Field(
         default=False,

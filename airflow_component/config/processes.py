@@ -84,9 +84,19 @@ class ApiServerConfig(ProcessConfig):
 class StorageConfig(StrictModel):
     """A data volume: a claim from a StorageClass, or an emptyDir."""
 
-    size: StorageSize = Field(default="1Gi", description="PersistentVolumeClaim size.")
+    size: StorageSize = Field(
+        default="1Gi",
+        description=(
+            "PersistentVolumeClaim size. Raising it later grows the live claim in place (its "
+            "StorageClass must allow volume expansion); a claim never shrinks."
+        ),
+    )
     storage_class_name: DnsSubdomain | None = Field(
-        default=None, description="StorageClass; the cluster default when unset."
+        default=None,
+        description=(
+            "StorageClass; the cluster default when unset. Applies when the claim is created: "
+            "an existing claim keeps its class."
+        ),
     )
     ephemeral: bool = Field(default=True, description="Use an emptyDir instead of a claim.")
 

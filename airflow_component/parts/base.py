@@ -66,12 +66,17 @@ class Part(pulumi.ComponentResource):
         self,
         depends_on: Sequence[pulumi.Resource] = (),
         protect: bool = False,
+        *,
+        retain_on_delete: bool | None = None,
+        ignore_changes: Sequence[str] = (),
     ) -> pulumi.ResourceOptions:
+        """A protected resource is also kept on delete, unless `retain_on_delete` says."""
         return pulumi.ResourceOptions(
             parent=self,
             depends_on=[*self._part_dependencies, *depends_on],
             protect=protect,
-            retain_on_delete=protect,
+            retain_on_delete=protect if retain_on_delete is None else retain_on_delete,
+            ignore_changes=list(ignore_changes) or None,
         )
 
     def metadata(

@@ -5,14 +5,52 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.apps.v1 import StatefulSetSpecArgsDict
 
 from .. import backups, broker, database, pgbouncer
+from ..datastore import (
+    CLAIM_SIZE_PATH,
+    DATA_VOLUME,
+    DataStore,
+    claim_growth_spec,
+    data_claim_name,
+)
 from ..kube import claim_spec, keyed_checksum
 from ..placement import placed
 from ..secrets import secret_manifest
 from .base import Context, Part
 from .secrets import Secrets
 from .storage import SKIP_AWAIT
+
+
+def stateful_store(
+    part: Part, store: DataStore, spec: StatefulSetSpecArgsDict, *, protect: bool
+) -> k8s.apps.v1.StatefulSet:
+    """A data store's StatefulSet and, with a claim, the patch that grows the live claim to the
+    configured size (the claim template itself is never changed: see CLAIM_SIZE_PATH)."""
+    claimed = not store.ephemeral
+    server = k8s.apps.v1.StatefulSet(
+        part.name(store.component),
+        metadata=part.metadata(store.component),
+        spec=spec,
+        opts=part.opts(protect=protect, ignore_changes=[CLAIM_SIZE_PATH] if claimed else []),
+    )
+    if claimed:
+        naming = part.naming
+        k8s.core.v1.PersistentVolumeClaimPatch(
+            part.name(f"{store.component}-{DATA_VOLUME}"),
+            metadata={
+                "name": data_claim_name(naming, store),
+                "namespace": naming.namespace,
+                # The controller that created the claim owns its request: take it over.
+                "annotations": {"pulumi.com/patchForce": "true"},
+            },
+            spec=claim_growth_spec(store),
+            # After the StatefulSet is ready, so the claim exists; removing the patch (the store
+            # gone or made ephemeral) leaves the claim as it is.
+            opts=part.opts(depends_on=[server], retain_on_delete=True),
+        )
+    return server
 
 
 class Database(Part):
@@ -29,10 +67,10 @@ class Database(Part):
                 spec=database.postgres_service_spec(naming, postgres),
                 opts=self.opts(),
             )
-            server = k8s.apps.v1.StatefulSet(
-                self.name(database.COMPONENT),
-                metadata=self.metadata(database.COMPONENT),
-                spec=placed(
+            server = stateful_store(
+                self,
+                database.postgres_store(postgres),
+                placed(
                     database.postgres_statefulset_spec(
                         naming,
                         postgres,
@@ -46,7 +84,7 @@ class Database(Part):
                     ),
                     self.config,
                 ),
-                opts=self.opts(protect=postgres.protect),
+                protect=postgres.protect,
             )
             if config.pgbouncer.enabled:
                 assert secrets.postgres_password is not None
@@ -141,13 +179,10 @@ class Broker(Part):
                 spec=broker.redis_service_spec(self.naming, celery.redis),
                 opts=self.opts(),
             )
-            k8s.apps.v1.StatefulSet(
-                self.name(broker.COMPONENT),
-                metadata=self.metadata(broker.COMPONENT),
-                spec=placed(
-                    broker.redis_statefulset_spec(self.naming, celery.redis),
-                    self.config,
-                ),
-                opts=self.opts(),
+            stateful_store(
+                self,
+                broker.redis_store(celery.redis),
+                placed(broker.redis_statefulset_spec(self.naming, celery.redis), self.config),
+                protect=False,
             )
         self.finish()

@@ -47,6 +47,10 @@ class Resource:
         return self.inputs.get("kind") if self.typ.startswith("kubernetes:") else None
 
     @property
+    def is_patch(self) -> bool:
+        return self.typ.startswith("kubernetes:") and self.typ.endswith("Patch")
+
+    @property
     def object_name(self) -> str | None:
         return (self.inputs.get("metadata") or {}).get("name")
 
@@ -64,7 +68,13 @@ class Rendering:
 
     @property
     def kubernetes(self) -> list[Resource]:
-        return [r for r in self.resources if r.typ.startswith("kubernetes:")]
+        """The Kubernetes objects this rendering creates (patches of live objects apart)."""
+        return [r for r in self.resources if r.typ.startswith("kubernetes:") and not r.is_patch]
+
+    @property
+    def patches(self) -> list[Resource]:
+        """Server-side apply patches of objects that exist in the cluster (`...Patch` types)."""
+        return [r for r in self.resources if r.typ.startswith("kubernetes:") and r.is_patch]
 
     def of_kind(self, kind: str) -> list[Resource]:
         return [r for r in self.kubernetes if r.kind == kind]
@@ -146,6 +156,7 @@ class CapturingMonitor(MockMonitor):
             "retain_on_delete": bool(getattr(request, "retainOnDelete", False)),
             "dependencies": list(request.dependencies),
             "delete_before_replace": bool(getattr(request, "deleteBeforeReplace", False)),
+            "ignore_changes": list(getattr(request, "ignoreChanges", [])),
         }
         response = super().RegisterResource(request)
         for resource in self.capturing.resources:
