@@ -7,6 +7,7 @@ child component; dependencies are stated between whole parts.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from collections.abc import Iterator, Mapping
@@ -27,7 +28,9 @@ from .config import (
     SecretKeyRef,
     parse_config,
 )
+from .config.root import airflow_version_of
 from .declarative import config_keys
+from .guard import DeploymentRecord
 from .namespace import namespace_manifest
 from .naming import Naming
 from .processes import airflow_processes
@@ -135,12 +138,23 @@ class AirflowCluster(pulumi.ComponentResource):
         )
         context = parts.Context(release=name, runtime=runtime)
 
-        ready: list[pulumi.Resource] = []
+        # First, and everything waits for it: a change the deployed state cannot take is
+        # refused before any object is touched. What it guards is known once the parts exist.
+        data_objects: asyncio.Future[dict[str, Any]] = asyncio.get_event_loop().create_future()
+        target = airflow_version_of(config.image.tag)
+        guard = DeploymentRecord(
+            f"{name}-deployment-guard",
+            airflow_version=".".join(map(str, target)) if target else None,
+            downgrade_from=config.upgrade.downgrade_from,
+            data_objects=pulumi.Output.from_input(data_objects),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        ready: list[pulumi.Resource] = [guard]
         if config.namespace.create:
             ready.append(
                 k8s.core.v1.Namespace(
                     f"{name}-namespace",
-                    opts=pulumi.ResourceOptions(parent=self),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[guard]),
                     **namespace_manifest(naming.namespace, config.namespace),
                 )
             )
@@ -189,6 +203,8 @@ class AirflowCluster(pulumi.ComponentResource):
                 "with each task pod",
                 resource=self,
             )
+
+        data_objects.set_result(dict(context.data_objects))
 
         self.namespace = pulumi.Output.from_input(naming.namespace)
         self.url = pulumi.Output.from_input(runtime.base_url)

@@ -112,11 +112,15 @@ def as_engine_diffs(before: Resource, after: Resource) -> dict[str, Any]:
     them to the provider's diff."""
     inputs = copy.deepcopy(after.inputs)
     for path in after.options.get("ignore_changes") or []:
-        *parents, last = path_steps(path)
-        node: Any = inputs
-        for step in parents:
-            node = node[step]
-        node[last] = value_at(before.inputs, path)
+        try:
+            old = value_at(before.inputs, path)
+            *parents, last = path_steps(path)
+            node: Any = inputs
+            for step in parents:
+                node = node[step]
+        except (KeyError, IndexError):
+            continue  # no old value (or no new place for it): the program's value is used
+        node[last] = old
     return inputs
 
 

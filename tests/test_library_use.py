@@ -188,7 +188,8 @@ def test_image_tag_bump_changes_only_airflow_workloads_and_jobs(stack: str) -> N
     diff = changed(before, after)
     assert diff, "the tag must reach the workloads"
     kinds = {kind_of(typ) for typ, _ in diff}
-    assert kinds <= {"Deployment", "Job", "CronJob", "ConfigMap"}, diff
+    # The deployment guard records the Airflow version it checks the next deployment against.
+    assert kinds <= {"Deployment", "Job", "CronJob", "ConfigMap", "DeploymentGuard"}, diff
     untouched = {"postgres", "redis"}
     assert not [name for _, name in diff if name.removeprefix("airflow-") in untouched]
     jobs = {name for typ, name in diff if kind_of(typ) == "Job"}

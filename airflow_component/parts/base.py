@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 
 from ..airflow_env import AirflowRuntime
+from ..guard import replacement_identity
 from ..kube import object_metadata
 from ..naming import Naming
 from ..resolve import ResolvedConfig
@@ -23,6 +24,9 @@ class Context:
 
     release: str
     runtime: AirflowRuntime
+    # The objects that hold data and can be protected, filled in as the parts create them, for
+    # the deployment guard (guard.py): "<kind> <name>" -> {setting, protected, identity}.
+    data_objects: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def config(self) -> ResolvedConfig:
@@ -78,6 +82,18 @@ class Part(pulumi.ComponentResource):
             retain_on_delete=protect if retain_on_delete is None else retain_on_delete,
             ignore_changes=list(ignore_changes) or None,
         )
+
+    def record_data_object(
+        self, kind: str, component: str, spec: Mapping[str, Any], setting: str, protect: bool
+    ) -> None:
+        """An object that holds data: whether it is protected and what would replace it, for
+        the deployment guard to compare with the next deployment's (`setting`: the config
+        block that makes it)."""
+        self.context.data_objects[f"{kind} {self.naming.object(component)}"] = {
+            "setting": setting,
+            "protected": protect,
+            "identity": replacement_identity(kind, self.naming.namespace, spec),
+        }
 
     def metadata(
         self,

@@ -24,11 +24,13 @@ from .storage import SKIP_AWAIT
 
 
 def stateful_store(
-    part: Part, store: DataStore, spec: StatefulSetSpecArgsDict, *, protect: bool
+    part: Part, store: DataStore, spec: StatefulSetSpecArgsDict, *, protect: bool, setting: str
 ) -> k8s.apps.v1.StatefulSet:
     """A data store's StatefulSet and, with a claim, the patch that grows the live claim to the
     configured size (the claim template itself is never changed: see CLAIM_SIZE_PATH)."""
     claimed = not store.ephemeral
+    if claimed:
+        part.record_data_object("StatefulSet", store.component, spec, setting, protect)
     server = k8s.apps.v1.StatefulSet(
         part.name(store.component),
         metadata=part.metadata(store.component),
@@ -85,6 +87,7 @@ class Database(Part):
                     self.config,
                 ),
                 protect=postgres.protect,
+                setting="database.inCluster",
             )
             if config.pgbouncer.enabled:
                 assert secrets.postgres_password is not None
@@ -133,12 +136,12 @@ class Database(Part):
 
     def _backups(self, protect: bool, server: pulumi.Resource) -> None:
         config, naming = self.config, self.naming
+        spec = claim_spec("ReadWriteOnce", config.backups.size, config.backups.storage_class_name)
+        self.record_data_object("PersistentVolumeClaim", "backups", spec, "backups", protect)
         claim = k8s.core.v1.PersistentVolumeClaim(
             self.name("backups"),
             metadata=self.metadata("backups", annotations=SKIP_AWAIT),
-            spec=claim_spec(
-                "ReadWriteOnce", config.backups.size, config.backups.storage_class_name
-            ),
+            spec=spec,
             opts=self.opts(protect=protect),
         )
         k8s.batch.v1.CronJob(
@@ -184,5 +187,6 @@ class Broker(Part):
                 broker.redis_store(celery.redis),
                 placed(broker.redis_statefulset_spec(self.naming, celery.redis), self.config),
                 protect=False,
+                setting="celery.redis",
             )
         self.finish()
