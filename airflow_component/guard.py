@@ -181,8 +181,9 @@ class DeploymentGuard(ResourceProvider):
         return CreateResult(id_="deployment-guard", outs=props)
 
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
-        # The record is updated in place, never replaced.
-        watched = (AIRFLOW_VERSION, DOWNGRADE_FROM, DATA_OBJECTS)
+        # The record is updated in place, never replaced; a new serialized provider is stored
+        # too, so that a later delete or refresh loads the provider the program has now.
+        watched = (AIRFLOW_VERSION, DOWNGRADE_FROM, DATA_OBJECTS, "__provider")
         changed = any(_olds.get(key) != _news.get(key) for key in watched)
         return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
 

@@ -284,3 +284,15 @@ def test_the_guard_provider_answers_from_its_own_process() -> None:
     finally:
         host.kill()
         host.wait(timeout=30)
+
+
+def test_the_record_is_updated_in_place_and_never_replaced() -> None:
+    from airflow_component.guard import DeploymentGuard
+
+    old = guard_of(with_changes("local", image=_image("3.3.2"))).inputs
+    new = guard_of(with_changes("local", image=_image("3.4.0"))).inputs
+    assert DeploymentGuard().diff("id", old, old).changes is False
+    bumped = DeploymentGuard().diff("id", old, new)
+    assert bumped.changes is True and not bumped.replaces
+    reserialized = DeploymentGuard().diff("id", old, {**old, "__provider": "other"})
+    assert reserialized.changes is True and not reserialized.replaces
