@@ -146,6 +146,17 @@ class AirflowCluster(pulumi.ComponentResource):
             f"{name}-deployment-guard",
             airflow_version=".".join(map(str, target)) if target else None,
             downgrade_from=config.upgrade.downgrade_from,
+            # Which key encrypts: generated (its generation) or a Secret of the team's.
+            fernet_key=(
+                {"source": "generated", "generation": config.fernet.generation}
+                if config.existing_secrets.fernet_key is None
+                else {
+                    "source": "secret",
+                    "name": config.existing_secrets.fernet_key.name,
+                    "key": config.existing_secrets.fernet_key.key,
+                }
+            ),
+            fernet_previous_keys=len(config.fernet.previous_keys),
             data_objects=pulumi.Output.from_input(data_objects),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -1,11 +1,13 @@
 """The deployment guard: what the last deployment recorded, checked against this one at preview.
 
 A Pulumi program sees only its config, never what was deployed before, so a change that is
-valid on its own can still be one the deployed state cannot take. Two such changes lose data:
+valid on its own can still be one the deployed state cannot take. Three such changes lose data:
 - an `image.tag` older than the deployed Airflow: the database's schema is the newer one's
   (README: Downgrades);
 - a change that replaces or deletes a protected object (the Postgres StatefulSet, the backups
-  claim): a new namespace, StorageClass, or backups turned off.
+  claim): a new namespace, StorageClass, or backups turned off;
+- a new Fernet key (a generation bump confirmed at once, or another key's Secret) with no
+  previous key listed: every encrypted Connection and Variable becomes unreadable.
 The engine refuses the second itself, but only with "marked for protection" and only for the
 resource it reaches; the first it would carry out, and the migration Job fails halfway.
 
@@ -38,6 +40,8 @@ from .config.root import airflow_version_of
 AIRFLOW_VERSION = "airflowVersion"
 DOWNGRADE_FROM = "downgradeFrom"
 DATA_OBJECTS = "dataObjects"
+FERNET_KEY = "fernetKey"
+FERNET_PREVIOUS_KEYS = "fernetPreviousKeys"
 
 # Spec fields the API server refuses to change in place: the provider replaces the object.
 IMMUTABLE_SPEC_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -106,6 +110,12 @@ def _version(text: Any) -> tuple[int, int, int] | None:
     return airflow_version_of(text) if isinstance(text, str) else None
 
 
+def _describe_key(key: Mapping[str, Any]) -> str:
+    if key.get("source") == "generated":
+        return f"generated, generation {key.get('generation')}"
+    return f"Secret {key.get('name')}/{key.get('key')}"
+
+
 def _changed_fields(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return sorted(key for key in old.keys() | new.keys() if old.get(key) != new.get(key))
 
@@ -136,6 +146,17 @@ def guard_failures(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[tup
                     f"upgrade.downgradeFrom: {deployed!r}",
                 )
             )
+    deployed_key, new_key = olds.get(FERNET_KEY), news.get(FERNET_KEY)
+    if deployed_key and new_key and new_key != deployed_key and not news.get(FERNET_PREVIOUS_KEYS):
+        failures.append(
+            (
+                FERNET_KEY,
+                f"fernet: the Fernet key changes ({_describe_key(deployed_key)} -> "
+                f"{_describe_key(new_key)}) and no previous key is listed: every encrypted "
+                "Connection and Variable would become unreadable. Copy the key in use into a "
+                "Secret and list it in fernet.previousKeys (README: Fernet key rotation)",
+            )
+        )
     # The engine's own rules, with the setting and the procedure named: deleting an object
     # that is protected now is refused; replacing one is refused while the program still
     # protects it (the check is on the new `protect`, pulumi/pulumi#8873).
@@ -183,7 +204,14 @@ class DeploymentGuard(ResourceProvider):
     def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
         # The record is updated in place, never replaced; a new serialized provider is stored
         # too, so that a later delete or refresh loads the provider the program has now.
-        watched = (AIRFLOW_VERSION, DOWNGRADE_FROM, DATA_OBJECTS, "__provider")
+        watched = (
+            AIRFLOW_VERSION,
+            DOWNGRADE_FROM,
+            DATA_OBJECTS,
+            FERNET_KEY,
+            FERNET_PREVIOUS_KEYS,
+            "__provider",
+        )
         changed = any(_olds.get(key) != _news.get(key) for key in watched)
         return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
 
@@ -199,6 +227,8 @@ class DeploymentRecord(Resource, module="airflow-k8s", name="DeploymentGuard"):
         name: str,
         airflow_version: str | None,
         downgrade_from: str | None,
+        fernet_key: Mapping[str, Any],
+        fernet_previous_keys: int,
         data_objects: pulumi.Input[Mapping[str, Any]],
         opts: pulumi.ResourceOptions,
     ) -> None:
@@ -208,6 +238,8 @@ class DeploymentRecord(Resource, module="airflow-k8s", name="DeploymentGuard"):
             {
                 AIRFLOW_VERSION: airflow_version,
                 DOWNGRADE_FROM: downgrade_from,
+                FERNET_KEY: dict(fernet_key),
+                FERNET_PREVIOUS_KEYS: fernet_previous_keys,
                 DATA_OBJECTS: data_objects,
             },
             opts,

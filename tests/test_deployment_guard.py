@@ -9,6 +9,8 @@ The rules it must hold, stated without its code:
   and the procedure, and nothing else. For every single setting of the staging stack (the one
   that protects data) changed to another accepted value, the guard's verdict is compared with
   the provider's replacement rules of `tests/test_day2_replacements.py`;
+- the key that encrypts Connections and Variables changes only while the key in use stays
+  readable (listed in `fernet.previousKeys`, README: Fernet key rotation);
 - nothing else is touched before the guard has been checked: every resource waits for it;
 - its provider runs in a process of its own (the engine's dynamic-provider host): the check
   works there from the serialized provider the program stored, and a refusal comes back as a
@@ -188,7 +190,9 @@ def test_the_guard_refuses_exactly_what_the_engine_would_refuse_on_protected_dat
     for label, raw in single_setting_changes("staging"):
         after = render_stack("staging", cluster=raw)
         refused_by_engine = bool(engine_refusals(before, after))
-        refused_by_guard = bool(guard_failures(deployed, record(after)))
+        refused_by_guard = any(
+            field == "dataObjects" for field, _ in guard_failures(deployed, record(after))
+        )
         verdicts[label] = (refused_by_engine, refused_by_guard)
     disagreements = {label: v for label, v in verdicts.items() if v[0] != v[1]}
     assert disagreements == {}
@@ -296,3 +300,42 @@ def test_the_record_is_updated_in_place_and_never_replaced() -> None:
     assert bumped.changes is True and not bumped.replaces
     reserialized = DeploymentGuard().diff("id", old, {**old, "__provider": "other"})
     assert reserialized.changes is True and not reserialized.replaces
+
+
+def _fernet(**settings: Any) -> dict[str, Any]:
+    cluster = copy.deepcopy(cluster_config("local"))
+    cluster.update(settings)
+    return record(render_stack("local", cluster=cluster))
+
+
+OLD_KEY = [{"name": "fernet-old", "key": "fernet-key"}]
+OWN_KEY = {"fernetKey": {"name": "team-keys", "key": "fernet"}}
+
+
+@pytest.mark.parametrize(
+    ("deployed", "next_deployment", "refused"),
+    [
+        ({}, {"fernet": {"generation": 2, "previousKeys": OLD_KEY}}, False),
+        (
+            {"fernet": {"generation": 2, "previousKeys": OLD_KEY}},
+            {"fernet": {"generation": 2, "rotatedGeneration": 2}},
+            False,
+        ),
+        (
+            {"fernet": {"generation": 2, "rotatedGeneration": 2}},
+            {"fernet": {"generation": 3, "rotatedGeneration": 3}},
+            True,
+        ),
+        ({}, {"existingSecrets": OWN_KEY}, True),
+        ({}, {"existingSecrets": OWN_KEY, "fernet": {"previousKeys": OLD_KEY}}, False),
+        ({"existingSecrets": OWN_KEY}, {}, True),
+        ({}, {"image": _image("3.4.0")}, False),
+    ],
+)
+def test_the_fernet_key_changes_only_while_the_old_one_stays_readable(
+    deployed: dict[str, Any], next_deployment: dict[str, Any], refused: bool
+) -> None:
+    failures = guard_failures(_fernet(**deployed), _fernet(**next_deployment))
+    assert [field for field, _ in failures] == (["fernetKey"] if refused else []), failures
+    if refused:
+        assert "fernet.previousKeys" in failures[0][1] and "unreadable" in failures[0][1]
