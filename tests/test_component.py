@@ -231,12 +231,15 @@ def test_existing_secrets_replace_generated_ones() -> None:
     }
     rendering = render_stack("staging", cluster=cluster)
     generated = {r.name for r in rendering.resources if r.typ.startswith("random:")}
-    # Only the broker's own credentials (and the key of the restart checksums) stay generated.
+    # Only the broker's own credentials (and the key of the restart checksums) stay generated;
+    # the Fernet seed stays declared, unused, so that switching back never regenerates it.
     assert generated == {
         "airflow-redis-password",
         "airflow-flower-password",
         "airflow-checksum-key",
+        "airflow-fernet-seed",
     }
+    assert not [key for (_, key) in rendering.secret_data() if key == "fernet-key"]
     seen = set()
     for _, container in airflow_containers(rendering):
         env = env_of(container)

@@ -33,7 +33,13 @@ from pydantic import BaseModel
 
 from airflow_component.config import AirflowConfig, parse_config
 from airflow_component.guard import guard_failures
-from tests.support.rendering import Rendering, Resource, cluster_config, render_stack
+from tests.support.rendering import (
+    Rendering,
+    Resource,
+    cluster_config,
+    render_stack,
+    run_under_mocks,
+)
 from tests.test_day2_replacements import replacement_reasons
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -339,3 +345,32 @@ def test_the_fernet_key_changes_only_while_the_old_one_stays_readable(
     assert [field for field, _ in failures] == (["fernetKey"] if refused else []), failures
     if refused:
         assert "fernet.previousKeys" in failures[0][1] and "unreadable" in failures[0][1]
+
+
+def _component(name: str, stack: str, **changes: Any) -> Rendering:
+    from airflow_component import AirflowCluster, AirflowClusterArgs
+
+    raw = {**copy.deepcopy(cluster_config(stack)), **changes}
+    args = AirflowClusterArgs(config=parse_config(raw))
+    return run_under_mocks(lambda: AirflowCluster(name, args), stack=stack)
+
+
+def _seed(rendering: Rendering) -> Resource:
+    (seed,) = [r for r in rendering.resources if r.name.endswith("-fernet-seed")]
+    return seed
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_the_fernet_key_cannot_be_regenerated_by_a_rename(stack: str) -> None:
+    """Where data is protected the key that encrypts it is too: renaming the component (a new
+    identity for every resource, the guard's record included) is refused by the engine rather
+    than answered with a new key; a rotation that lists the old key may replace it."""
+    before, renamed = _component("airflow", stack), _component("airflow-new", stack)
+    assert any(
+        r.endswith("airflow-fernet-seed: ['deleted']") for r in engine_refusals(before, renamed)
+    )
+    rotating = _component("airflow", stack, fernet={"generation": 2, "previousKeys": OLD_KEY})
+    assert _seed(before).options["protect"] and not _seed(rotating).options["protect"]
+    assert engine_refusals(before, rotating) == []
+    local = _component("airflow", "local")
+    assert not _seed(local).options["protect"]

@@ -59,7 +59,11 @@ class InClusterPostgres(StrictModel):
     )
     protect: bool | None = Field(
         default=None,
-        description="Pulumi `protect` + `retainOnDelete` on Postgres; default true outside local.",
+        description=(
+            "Pulumi `protect` + `retainOnDelete` on Postgres and its backups claim, and "
+            "`protect` on the generated Fernet key (the encrypted data's key, with an external "
+            "database too); default true outside local."
+        ),
     )
     password_generation: int = Field(
         default=1,

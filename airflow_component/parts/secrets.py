@@ -63,13 +63,26 @@ class Secrets(Part):
         self.postgres_password = None
 
         keys: dict[str, pulumi.Input[str]] = {}
-        if existing.fernet_key is None:
-            generation = config.fernet.generation
-            # No keepers at generation 1: adding them later would replace (regenerate) the key.
-            keepers = {"generation": str(generation)} if generation > 1 else None
-            keys[FERNET_KEY] = self._password("fernet-seed", keepers=keepers).apply(
-                fernet_key_from_seed
-            )
+        generation = config.fernet.generation
+        generated_key = existing.fernet_key is None
+        # No keepers at generation 1: adding them later would replace (regenerate) the key.
+        keepers = {"generation": str(generation)} if generation > 1 else None
+        # The key every Connection and Variable is encrypted with. Protected with the data, so
+        # that the engine refuses to delete or regenerate it (a renamed component, a removed
+        # program), except while a rotation lists the old key (the new generation replaces
+        # it) or while it is not in use. Declared even then: switching to a key of your own
+        # and back never regenerates it.
+        seed = self._password(
+            "fernet-seed",
+            keepers=keepers,
+            protect=(
+                config.database.in_cluster.protect
+                and generated_key
+                and not config.fernet.previous_keys
+            ),
+        )
+        if generated_key:
+            keys[FERNET_KEY] = seed.apply(fernet_key_from_seed)
         if existing.jwt_secret is None:
             keys[JWT_SECRET] = self._password(JWT_SECRET)
         if existing.api_secret_key is None:
@@ -160,7 +173,9 @@ class Secrets(Part):
         self.checksum_key = key
         self.finish(admin_password=pulumi.Output.secret(admin_password))
 
-    def _password(self, key: str, keepers: dict[str, str] | None = None) -> pulumi.Output[str]:
+    def _password(
+        self, key: str, keepers: dict[str, str] | None = None, protect: bool = False
+    ) -> pulumi.Output[str]:
         spec = GENERATED[key]
         password = random.RandomPassword(
             self.name(key),
@@ -168,7 +183,8 @@ class Secrets(Part):
             special=spec.special,
             override_special=POSTGRES_PASSWORD_SPECIALS if spec.special else None,
             keepers=keepers,
-            opts=self.opts(),
+            # A generated value lives only in the state: nothing to keep in the cluster.
+            opts=self.opts(protect=protect, retain_on_delete=False),
         )
         result: pulumi.Output[str] = password.result
         return result
