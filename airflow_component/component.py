@@ -28,7 +28,6 @@ from .config import (
     SecretKeyRef,
     parse_config,
 )
-from .config.root import airflow_version_of
 from .declarative import config_keys
 from .guard import DeploymentRecord
 from .namespace import namespace_manifest
@@ -141,22 +140,9 @@ class AirflowCluster(pulumi.ComponentResource):
         # First, and everything waits for it: a change the deployed state cannot take is
         # refused before any object is touched. What it guards is known once the parts exist.
         data_objects: asyncio.Future[dict[str, Any]] = asyncio.get_event_loop().create_future()
-        target = airflow_version_of(config.image.tag)
         guard = DeploymentRecord(
             f"{name}-deployment-guard",
-            airflow_version=".".join(map(str, target)) if target else None,
-            downgrade_from=config.upgrade.downgrade_from,
-            # Which key encrypts: generated (its generation) or a Secret of the team's.
-            fernet_key=(
-                {"source": "generated", "generation": config.fernet.generation}
-                if config.existing_secrets.fernet_key is None
-                else {
-                    "source": "secret",
-                    "name": config.existing_secrets.fernet_key.name,
-                    "key": config.existing_secrets.fernet_key.key,
-                }
-            ),
-            fernet_previous_keys=len(config.fernet.previous_keys),
+            config,
             data_objects=pulumi.Output.from_input(data_objects),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -35,7 +35,8 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from .config.root import airflow_version_of
+from .config import AirflowConfig
+from .config.root import airflow_version_of, version_text
 
 AIRFLOW_VERSION = "airflowVersion"
 DOWNGRADE_FROM = "downgradeFrom"
@@ -108,6 +109,14 @@ def replacement_identity(kind: str, namespace: str, spec: Mapping[str, Any]) -> 
 
 def _version(text: Any) -> tuple[int, int, int] | None:
     return airflow_version_of(text) if isinstance(text, str) else None
+
+
+def fernet_key_source(config: AirflowConfig) -> dict[str, Any]:
+    """Which key encrypts: generated (its generation) or a Secret of the team's."""
+    own = config.existing_secrets.fernet_key
+    if own is None:
+        return {"source": "generated", "generation": config.fernet.generation}
+    return {"source": "secret", "name": own.name, "key": own.key}
 
 
 def _describe_key(key: Mapping[str, Any]) -> str:
@@ -193,15 +202,15 @@ class DeploymentGuard(ResourceProvider):
     # Nothing secret is captured: the serialized provider can stay readable in the state.
     serialize_as_secret_always = False
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         return CheckResult(
-            news, [CheckFailure(field, reason) for field, reason in guard_failures(_olds, news)]
+            news, [CheckFailure(field, reason) for field, reason in guard_failures(olds, news)]
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_="deployment-guard", outs=props)
 
-    def diff(self, _id: str, _olds: dict[str, Any], _news: dict[str, Any]) -> DiffResult:
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         # The record is updated in place, never replaced; a new serialized provider is stored
         # too, so that a later delete or refresh loads the provider the program has now.
         watched = (
@@ -212,7 +221,7 @@ class DeploymentGuard(ResourceProvider):
             FERNET_PREVIOUS_KEYS,
             "__provider",
         )
-        changed = any(_olds.get(key) != _news.get(key) for key in watched)
+        changed = any(olds.get(key) != news.get(key) for key in watched)
         return DiffResult(changes=changed, replaces=[], delete_before_replace=False)
 
     def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -225,10 +234,7 @@ class DeploymentRecord(Resource, module="airflow-k8s", name="DeploymentGuard"):
     def __init__(
         self,
         name: str,
-        airflow_version: str | None,
-        downgrade_from: str | None,
-        fernet_key: Mapping[str, Any],
-        fernet_previous_keys: int,
+        config: AirflowConfig,
         data_objects: pulumi.Input[Mapping[str, Any]],
         opts: pulumi.ResourceOptions,
     ) -> None:
@@ -236,10 +242,10 @@ class DeploymentRecord(Resource, module="airflow-k8s", name="DeploymentGuard"):
             DeploymentGuard(),
             name,
             {
-                AIRFLOW_VERSION: airflow_version,
-                DOWNGRADE_FROM: downgrade_from,
-                FERNET_KEY: dict(fernet_key),
-                FERNET_PREVIOUS_KEYS: fernet_previous_keys,
+                AIRFLOW_VERSION: version_text(config.image.tag),
+                DOWNGRADE_FROM: config.upgrade.downgrade_from,
+                FERNET_KEY: fernet_key_source(config),
+                FERNET_PREVIOUS_KEYS: len(config.fernet.previous_keys),
                 DATA_OBJECTS: data_objects,
             },
             opts,

@@ -9,7 +9,6 @@ updates the parts that depend on the migrations.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from pulumi_kubernetes.batch.v1 import CronJobSpecArgsDict, JobSpecArgsDict
@@ -17,6 +16,7 @@ from pulumi_kubernetes.core.v1 import EnvVarArgsDict, VolumeArgsDict, VolumeMoun
 
 from .airflow_env import AirflowRuntime, airflow_container, airflow_pod_spec
 from .backups import MOUNT, SNAPSHOT_PREFIX, backup_claim_name, snapshot_target
+from .config.root import version_text
 from .declarative import POOLS_FILE, POOLS_MOUNT
 from .kube import literal, secret_env
 from .needs import (
@@ -70,8 +70,7 @@ def airflow_job_spec(
 
 
 def target_airflow_version(tag: str) -> str:
-    version = re.match(r"\d+\.\d+\.\d+", tag)
-    return version.group(0) if version else f"<the Airflow version of image tag {tag}>"
+    return version_text(tag) or f"<the Airflow version of image tag {tag}>"
 
 
 def downgrade_job_spec(runtime: AirflowRuntime) -> JobSpecArgsDict:

@@ -40,7 +40,7 @@ from tests.support.rendering import (
     render_stack,
     run_under_mocks,
 )
-from tests.test_day2_replacements import replacement_reasons
+from tests.test_day2_replacements import protected_replacements
 
 ROOT = Path(__file__).resolve().parents[1]
 GUARD_TYPE = "pulumi-python:dynamic/airflow-k8s:DeploymentGuard"
@@ -120,21 +120,12 @@ def test_a_first_deployment_has_nothing_to_break() -> None:
 
 
 def engine_refusals(before: Rendering, after: Rendering) -> list[str]:
-    """The engine's protect rules over the provider's replacement rules: deleting what the state
-    protects, replacing what the new program protects."""
-    new = {r.urn: r for r in after.resources}
-    refused = []
-    for resource in before.resources:
-        if resource.typ == GUARD_TYPE:
-            continue
-        successor = new.get(resource.urn)
-        reasons = replacement_reasons(resource, successor)
-        if not reasons:
-            continue
-        protected = (successor or resource).options.get("protect")
-        if protected:
-            refused.append(f"{resource.name}: {reasons}")
-    return refused
+    """`<resource name>: <reasons>` for each change the engine refuses (its protect rules over
+    the provider's replacement rules, `tests/test_day2_replacements.py`)."""
+    return [
+        f"{urn.rsplit('::', 1)[-1]}: {reasons}"
+        for urn, reasons in protected_replacements(before, after).items()
+    ]
 
 
 def _leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> typing.Iterator[Any]:

@@ -622,6 +622,12 @@ def airflow_version_of(tag: str) -> tuple[int, int, int] | None:
     return major, minor, patch
 
 
+def version_text(tag: str) -> str | None:
+    """The Airflow version an image tag starts with, as Airflow writes it (3.3.2)."""
+    version = airflow_version_of(tag)
+    return ".".join(map(str, version)) if version else None
+
+
 def snapshot_enabled(config: AirflowConfig) -> bool:
     snapshot = config.upgrade.snapshot
     return backups_enabled(config) if snapshot is None else snapshot
