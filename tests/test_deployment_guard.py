@@ -23,16 +23,15 @@ import copy
 import re
 import subprocess
 import sys
-import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import pytest
-from pydantic import BaseModel
 
 from airflow_component.config import AirflowConfig, parse_config
 from airflow_component.guard import guard_failures
+from tests.support.model_tree import model_types
 from tests.support.rendering import (
     Rendering,
     Resource,
@@ -128,54 +127,43 @@ def engine_refusals(before: Rendering, after: Rendering) -> list[str]:
     ]
 
 
-def _leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> typing.Iterator[Any]:
-    hints = typing.get_type_hints(model)
-    for name, field in model.model_fields.items():
-        yield from _walk(hints[name], (*prefix, field.alias or name))
-
-
-def _walk(annotation: Any, path: tuple[str, ...]) -> typing.Iterator[Any]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        yield from _leaves(annotation, path)
-        return
-    if get_origin(annotation) is Literal:
-        yield path, list(get_args(annotation))
-        return
-    if get_origin(annotation) in (typing.Union, types.UnionType):
-        for argument in get_args(annotation):
-            if argument is not type(None):
-                yield from _walk(argument, path)
-        return
-    if annotation is bool:
-        yield path, [True, False]
-    elif annotation is int:
-        yield path, [2]
-    elif path[-1] == "size":
-        yield path, ["40Gi"]
-    elif "str" in str(annotation) or (isinstance(annotation, type) and issubclass(annotation, str)):
-        yield path, ["changed-x"]
+def _other_values(path: tuple[str, ...], held: Any) -> list[Any]:
+    """Values to try in a scalar field (none for models, dicts and list items)."""
+    if any("[" in step for step in path):
+        return []
+    if get_origin(held) is Literal:
+        return list(get_args(held))
+    if held is bool:
+        return [True, False]
+    if held is int:
+        return [2]
+    if path[-1] == "size":
+        return ["40Gi"]
+    if isinstance(held, type) and issubclass(held, str):
+        return ["changed-x"]
+    return []
 
 
 def single_setting_changes(stack: str) -> typing.Iterator[tuple[str, dict[str, Any]]]:
     """Every scalar setting of the model set to another value, where the config accepts it."""
     base = cluster_config(stack)
     seen = set()
-    for path, values in _leaves(AirflowConfig):
-        for value in values:
+    for path, held in model_types(AirflowConfig):
+        for value in _other_values(path, held):
             raw = copy.deepcopy(base)
             node: Any = raw
-            for key in path[:-1]:
-                node = node.setdefault(key, {})
+            for step in path[:-1]:
+                node = node.setdefault(step, {})
             if not isinstance(node, dict) or node.get(path[-1]) == value:
                 continue
             node[path[-1]] = value
             try:
                 parse_config(raw)
-            except Exception:
+            except Exception:  # refused by the config: not a deployable change
                 continue
-            key = (path, repr(value))
-            if key not in seen:
-                seen.add(key)
+            change = (path, repr(value))
+            if change not in seen:
+                seen.add(change)
                 yield f"{'.'.join(path)}={value!r}", raw
 
 

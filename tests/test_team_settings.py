@@ -17,13 +17,13 @@ from typing import Any
 
 import pulumi
 import pytest
-from pydantic import BaseModel
 
 from airflow_component import AirflowCluster, AirflowClusterArgs
 from airflow_component.airflow_env import DEFAULT_OPTIONS
 from airflow_component.config import AirflowConfig, parse_config
 from airflow_component.config.airflow_options import MANAGED, catalog
 from airflow_component.config.extensions import PodCustomization
+from tests.support.model_tree import model_types
 from tests.support.rendering import (
     CapturingMocks,
     Rendering,
@@ -709,25 +709,14 @@ def test_extra_env_from_reaches_airflow_containers_and_never_one_of_our_secrets(
     assert mocks.resources == []
 
 
-def _pod_block_paths(model: type[BaseModel] = AirflowConfig, prefix: str = "") -> set[str]:
+def _pod_block_paths() -> set[str]:
     """Where the config model can hold a pod customisation (extra env, volumes, containers),
     found by walking its fields' types: a block added anywhere shows up here."""
-    found: set[str] = set()
-
-    def walk(annotation: Any, path: str) -> None:
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            if issubclass(annotation, PodCustomization):
-                found.add(path)
-            found.update(_pod_block_paths(annotation, f"{path}."))
-            return
-        origin = typing.get_origin(annotation)
-        for argument in typing.get_args(annotation):
-            walk(argument, f"{path}[0]" if origin is list else path)
-
-    hints = typing.get_type_hints(model)  # resolves the models' postponed annotations
-    for name, field in model.model_fields.items():
-        walk(hints[name], f"{prefix}{field.alias or name}")
-    return found
+    return {
+        ".".join(path)
+        for path, held in model_types(AirflowConfig)
+        if isinstance(held, type) and issubclass(held, PodCustomization)
+    }
 
 
 # What makes each block exist in a config (its executor, a pool, a bundle).
